@@ -1,0 +1,57 @@
+// The weights of a layer range [begin, end) of a model, converted at load into
+// the runtime forms the kernels use. A pipeline stage loads only its range:
+// the embedding only when begin == 0, final norm and lm_head only when
+// end == n_layer.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/matmul.h"
+#include "kernels/ternary_matrix.h"
+#include "model/gguf.h"
+#include "model/model_config.h"
+
+namespace bitnet {
+
+// A linear layer: ternary (the normal case) or dense float (a float tensor
+// that is not exactly ternary-valued, kept as stored, as llama.cpp does).
+// `out_scale` is an optional extra per-tensor output scale (llama.cpp's
+// `<name>.scale` tensors); 1 when absent.
+struct Linear {
+  std::variant<kernels::TernaryMatrix, kernels::DenseMatrix> w;
+  float out_scale = 1.f;
+  int64_t rows() const;
+  int64_t cols() const;
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm;  // sub-norms may be empty
+  Linear wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+struct ModelWeights {
+  ModelConfig config;
+  int layer_begin = 0;
+  int layer_end = 0;
+  // First stage: token embedding, dequantized to f32 (n_vocab x n_embd).
+  std::optional<kernels::DenseMatrix> token_embd;
+  std::vector<LayerWeights> layers;  // layers[i] is model layer layer_begin + i
+  // Last stage: final norm and lm_head (token_embd's data when tied).
+  std::vector<float> output_norm;
+  std::optional<kernels::DenseMatrix> lm_head;
+
+  bool is_first() const { return layer_begin == 0; }
+  bool is_last() const { return layer_end == config.n_layer; }
+  size_t memory_bytes() const;
+
+  // layer_end < 0 means n_layer.
+  static absl::StatusOr<std::shared_ptr<const ModelWeights>> Load(const gguf::File& file,
+                                                                  int layer_begin = 0,
+                                                                  int layer_end = -1);
+};
+
+}  // namespace bitnet

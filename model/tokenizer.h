@@ -1,0 +1,77 @@
+// Byte-level BPE tokenizer (GPT-2 style) from GGUF metadata, and a streaming
+// detokenizer that only ever emits complete UTF-8.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/gguf.h"
+
+namespace bitnet {
+
+using TokenId = int32_t;
+
+// llama.cpp token types (tokenizer.ggml.token_type).
+enum class TokenType : int32_t {
+  kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4,
+  kUnused = 5, kByte = 6,
+};
+
+struct TokenizerData {
+  std::string model;                  // "gpt2"
+  std::string pre;                    // "gpt-2", "llama-bpe", "default", ...
+  std::vector<std::string> tokens;    // in GPT-2 byte-to-unicode form
+  std::vector<TokenType> types;       // empty = all normal
+  std::vector<std::string> merges;    // "a b", by rank
+  TokenId bos = -1, eos = -1, eot = -1, pad = -1, unk = -1;
+  bool add_bos = true;
+  bool add_eos = false;
+};
+
+class Tokenizer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const gguf::File& file);
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(TokenizerData data);
+
+  // Encodes text; special (control / user-defined) token texts in the input
+  // become their ids when parse_special is true (llama-tokenize's default).
+  std::vector<TokenId> Encode(std::string_view text, bool add_bos, bool parse_special = true) const;
+  // Raw bytes of a token (control tokens give their text only if render_special).
+  std::string TokenBytes(TokenId id, bool render_special = false) const;
+  std::string Decode(const std::vector<TokenId>& ids, bool render_special = false) const;
+
+  int64_t n_vocab() const;
+  TokenId bos() const;
+  TokenId eos() const;
+  bool add_bos() const;
+  // True for EOS, EOT and other end-of-generation tokens.
+  bool IsEndOfGeneration(TokenId id) const;
+  TokenId Find(std::string_view token_text) const;  // -1 if absent
+
+  ~Tokenizer();
+
+ private:
+  Tokenizer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Accumulates token bytes and releases only complete UTF-8 characters, so a
+// character split across tokens is emitted once whole. Invalid sequences are
+// replaced by U+FFFD once it is certain they cannot complete.
+class StreamingDetokenizer {
+ public:
+  explicit StreamingDetokenizer(const Tokenizer& tok) : tok_(tok) {}
+  std::string Push(TokenId id);  // the newly complete text (may be empty)
+  std::string Flush();           // whatever is left, invalid bytes as U+FFFD
+
+ private:
+  const Tokenizer& tok_;
+  std::string pending_;
+};
+
+}  // namespace bitnet
