@@ -40,7 +40,20 @@ struct QuantizedActs {
   std::vector<int32_t> row_sum;
 };
 
-// Reference implementation (the oracle for SIMD variants).
+// Quantizes n rows of `cols` floats. Reuses out's buffers (no allocation once
+// they are large enough). NaN inputs quantize to -128 and are ignored when
+// taking the maximum. QuantizeActs picks the
+// fastest variant for the CPU; all give the reference's bits.
 void QuantizeActs(const float* x, int64_t n, int64_t cols, ActQuant mode, QuantizedActs* out);
+// The plain scalar reference (the oracle for SIMD variants).
+void QuantizeActsReference(const float* x, int64_t n, int64_t cols, ActQuant mode,
+                           QuantizedActs* out);
+
+// Quantizes one row; the building blocks of the reference, shared with the
+// dense-product rounding. `q` gets cols values.
+// Per token: returns 1/s and stores the sum of q in *row_sum.
+float QuantizeRowPerToken(const float* x, int64_t cols, int8_t* q, int32_t* row_sum);
+// One Q8_K block of len <= 256 values: returns d.
+float QuantizeBlockQ8K(const float* x, int64_t len, int8_t* q);
 
 }  // namespace bitnet::kernels

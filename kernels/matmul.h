@@ -33,5 +33,13 @@ struct DenseMatrix {
 // y (n x rows) = x (n x cols) * W^T, after rounding x per act_rounding,
 // accumulating in f32.
 void DenseMatMul(const DenseMatrix& w, const float* x, int64_t n, float* y);
+// The scalar reference: each output is one f32 sum in column order.
+void DenseMatMulReference(const DenseMatrix& w, const float* x, int64_t n, float* y);
+
+inline constexpr int64_t kQ8_0Block = 32;
+// Rounds one row of `cols` activations the way ggml does for `mode` and
+// returns the values the dot product sees (kQ8_0: q * fp16(d), kQ8K: q * d;
+// partial last blocks are quantized on their own).
+void RoundDenseActs(DenseActRounding mode, const float* x, int64_t cols, float* out);
 
 }  // namespace bitnet::kernels

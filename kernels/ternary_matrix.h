@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
 namespace bitnet::kernels {
 
 // rows x cols matrix W = code * scale, code in {-1, 0, +1}.
@@ -38,7 +41,16 @@ struct TernaryMatrix {
 // Builds a TernaryMatrix from int8 codes in {-1,0,1} (rows*cols, row-major)
 // and scales per block of `scale_block` elements of the flattened data
 // (scale_block must divide cols, or equal rows*cols for one tensor scale).
+// Codes outside {-1,0,1} are clamped. Aborts on inconsistent sizes (a
+// programming error); loaders that handle untrusted shapes use
+// PackTernaryChecked.
 TernaryMatrix PackTernary(int64_t rows, int64_t cols, const int8_t* codes,
                           const std::vector<float>& scales, int64_t scale_block);
+absl::StatusOr<TernaryMatrix> PackTernaryChecked(int64_t rows, int64_t cols, const int8_t* codes,
+                                                 const std::vector<float>& scales,
+                                                 int64_t scale_block);
+
+// Checks that sizes are consistent and no 2-bit field holds the invalid value 3.
+absl::Status ValidateTernaryMatrix(const TernaryMatrix& w);
 
 }  // namespace bitnet::kernels
