@@ -16,11 +16,21 @@ namespace bitnet::ggml {
 // Numeric ids as stored in GGUF. kI2S is bitnet.cpp's fork id 36; upstream
 // ggml later reused 36 for another type, so the reader decides from context
 // (I2_S tensors have n/4 + 32 bytes and the file's general.file_type is 40).
+//
+// Upstream ggml retired id 36 (IQ4_NL_4_4, a run-time repacking type that
+// "support has been removed from gguf files"), so a GGUF tensor with id 36
+// can only come from bitnet.cpp; the reader still checks that its bytes fit
+// the I2_S layout (n/4 + 32) between its offset and the next tensor's.
+// The ids without a name here (IQ* etc.) are known for sizing only.
 enum class Type : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ8_1 = 9,
   kQ2K = 10, kQ3K = 11, kQ4K = 12, kQ5K = 13, kQ6K = 14, kQ8K = 15,
-  kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27, kF64 = 28, kBF16 = 30,
+  kIQ2_XXS = 16, kIQ2_XS = 17, kIQ3_XXS = 18, kIQ1_S = 19, kIQ4_NL = 20, kIQ3_S = 21,
+  kIQ2_S = 22, kIQ4_XS = 23,
+  kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27, kF64 = 28, kIQ1_M = 29, kBF16 = 30,
+  kQ4_0_4_4 = 31, kQ4_0_4_8 = 32, kQ4_0_8_8 = 33,  // old ARM repacks, still in some files
   kTQ1_0 = 34, kTQ2_0 = 35, kI2S = 36,
+  kMXFP4 = 39,
 };
 
 struct TypeTraits {

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,7 +55,12 @@ struct Value {
   static Value StrArr(const std::vector<std::string>& xs);
   static Value I32Arr(const std::vector<int32_t>& xs);
   static Value F32Arr(const std::vector<float>& xs);
+  static Value I64(int64_t x) { return {ValueType::kInt64, x}; }
+  static Value F64(double x) { return {ValueType::kFloat64, x}; }
 };
+// Deep equality (type, element type and value), for round-trip checks.
+bool operator==(const Array& a, const Array& b);
+bool operator==(const Value& a, const Value& b);
 
 struct TensorInfo {
   std::string name;
@@ -126,10 +132,14 @@ class Writer {
   // `data` must be exactly TensorInfo::n_bytes() for (ne, type).
   absl::Status AddTensor(const std::string& name, std::vector<int64_t> ne, ggml::Type type,
                          std::vector<uint8_t> data);
-  absl::Status WriteFile(const std::string& path) const;
+  // version 3 (default) or 2 (same layout; for tests and old readers).
+  absl::Status WriteFile(const std::string& path, uint32_t version = 3) const;
   absl::StatusOr<std::vector<uint8_t>> Serialize(uint32_t version = 3) const;
 
  private:
+  using Sink = std::function<absl::Status(const void* data, size_t size)>;
+  absl::Status Emit(uint32_t version, const Sink& sink) const;
+
   std::vector<std::pair<std::string, Value>> kv_;
   struct Pending {
     TensorInfo info;
