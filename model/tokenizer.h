@@ -38,8 +38,15 @@ class Tokenizer {
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(TokenizerData data);
 
   // Encodes text; special (control / user-defined) token texts in the input
-  // become their ids when parse_special is true (llama-tokenize's default).
+  // become their ids when parse_special is true (llama-tokenize's default;
+  // user-defined tokens are matched even when it is false, as in llama.cpp).
+  // add_bos asks for the special tokens the model wants around a sequence,
+  // like llama_tokenize's add_special: BOS only if the model's add_bos() is
+  // set (and EOS at the end if its add_eos flag is set).
   std::vector<TokenId> Encode(std::string_view text, bool add_bos, bool parse_special = true) const;
+  // The pre-tokenizer's words for plain text (no special-token matching), as
+  // UTF-8 (invalid input bytes appear as U+FFFD, as the encoder sees them).
+  std::vector<std::string> PreTokenize(std::string_view text) const;
   // Raw bytes of a token (control tokens give their text only if render_special).
   std::string TokenBytes(TokenId id, bool render_special = false) const;
   std::string Decode(const std::vector<TokenId>& ids, bool render_special = false) const;
@@ -51,6 +58,7 @@ class Tokenizer {
   // True for EOS, EOT and other end-of-generation tokens.
   bool IsEndOfGeneration(TokenId id) const;
   TokenId Find(std::string_view token_text) const;  // -1 if absent
+  TokenType type(TokenId id) const;  // kUndefined for ids out of range
 
   ~Tokenizer();
 
@@ -62,15 +70,18 @@ class Tokenizer {
 
 // Accumulates token bytes and releases only complete UTF-8 characters, so a
 // character split across tokens is emitted once whole. Invalid sequences are
-// replaced by U+FFFD once it is certain they cannot complete.
+// replaced by U+FFFD once it is certain they cannot complete (one U+FFFD per
+// maximal ill-formed subsequence, the Unicode-recommended practice).
 class StreamingDetokenizer {
  public:
-  explicit StreamingDetokenizer(const Tokenizer& tok) : tok_(tok) {}
+  explicit StreamingDetokenizer(const Tokenizer& tok, bool render_special = false)
+      : tok_(tok), render_special_(render_special) {}
   std::string Push(TokenId id);  // the newly complete text (may be empty)
   std::string Flush();           // whatever is left, invalid bytes as U+FFFD
 
  private:
   const Tokenizer& tok_;
+  bool render_special_ = false;
   std::string pending_;
 };
 

@@ -1,0 +1,267 @@
+// Byte-level BPE tokenizer with llama.cpp's `gpt2` semantics. The pieces live
+// in model/bpe_*.cc (byte map, pre-tokenizers, merges, special-token split,
+// token roles); this file validates the vocabulary, wires them together, and
+// reads the vocabulary from GGUF metadata.
+#include "model/tokenizer.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "model/bpe_byte_map.h"
+#include "model/bpe_merges.h"
+#include "model/bpe_pretokenizer.h"
+#include "model/bpe_special_split.h"
+#include "model/bpe_token_roles.h"
+#include "model/unicode_text.h"
+
+namespace bitnet {
+
+struct Tokenizer::Impl {
+  std::vector<std::string> tokens;
+  std::vector<TokenType> types;
+  std::vector<std::string> pieces;  // the bytes each token decodes to
+  bpe::PreTokenizerConfig pre;
+  std::unique_ptr<bpe::MergeTable> merges;
+  std::vector<bpe::SpecialToken> specials;            // longest text first
+  std::vector<const bpe::SpecialToken*> all_specials;  // for parse_special
+  std::vector<const bpe::SpecialToken*> user_specials;  // always matched
+  absl::flat_hash_set<TokenId> end_of_generation;
+  TokenId bos = -1, eos = -1, eot = -1;
+  bool add_bos = false, add_eos = false;
+
+  void EncodeText(std::string_view text, std::vector<TokenId>* ids) const;
+};
+
+namespace {
+
+bool IsSpecialType(TokenType t) {
+  return t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown;
+}
+
+TokenType SanitizeType(TokenType t) {
+  const auto v = static_cast<int32_t>(t);
+  return (v >= 0 && v <= static_cast<int32_t>(TokenType::kByte)) ? t : TokenType::kUndefined;
+}
+
+absl::Status CheckSpecialId(const char* name, TokenId id, size_t n_vocab) {
+  if (id >= -1 && id < static_cast<int64_t>(n_vocab)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("tokenizer ", name, " id ", id,
+                                                 " is outside the vocabulary of ", n_vocab,
+                                                 " tokens (use -1 for none)"));
+}
+
+absl::Status ValidateData(const TokenizerData& data) {
+  if (!data.model.empty() && data.model != "gpt2") {
+    return absl::UnimplementedError(absl::StrCat(
+        "tokenizer model '", data.model,
+        "' is not supported: only GPT-2 style byte-level BPE (tokenizer.ggml.model = gpt2) is"));
+  }
+  if (data.tokens.empty()) {
+    return absl::InvalidArgumentError("tokenizer vocabulary is empty (tokenizer.ggml.tokens)");
+  }
+  if (data.tokens.size() > static_cast<size_t>(std::numeric_limits<TokenId>::max() / 2)) {
+    return absl::InvalidArgumentError("tokenizer vocabulary is too large");
+  }
+  if (!data.types.empty() && data.types.size() != data.tokens.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tokenizer has ", data.tokens.size(), " tokens but ", data.types.size(),
+        " token types; tokenizer.ggml.token_type must have one entry per token"));
+  }
+  const size_t n = data.tokens.size();
+  for (auto [name, id] : {std::pair{"bos", data.bos}, std::pair{"eos", data.eos},
+                          std::pair{"eot", data.eot}, std::pair{"padding", data.pad},
+                          std::pair{"unknown", data.unk}}) {
+    if (absl::Status s = CheckSpecialId(name, id, n); !s.ok()) return s;
+  }
+  if (data.add_bos && data.bos < 0) {
+    return absl::InvalidArgumentError(
+        "tokenizer asks for a BOS token (add_bos_token) but has no bos_token_id");
+  }
+  if (data.add_eos && data.eos < 0) {
+    return absl::InvalidArgumentError(
+        "tokenizer asks for an EOS token (add_eos_token) but has no eos_token_id");
+  }
+  return absl::OkStatus();
+}
+
+// The bytes a token stands for when decoded (render_special aside).
+std::string PieceOf(const std::string& text, TokenType type) {
+  switch (type) {
+    case TokenType::kNormal:
+      return bpe::DecodeTokenText(text);
+    case TokenType::kControl:
+    case TokenType::kUnknown:
+    case TokenType::kUserDefined:
+      return text;  // special tokens are stored as raw text
+    default:
+      return {};  // llama.cpp renders unused / byte / undefined BPE tokens as nothing
+  }
+}
+
+}  // namespace
+
+void Tokenizer::Impl::EncodeText(std::string_view text, std::vector<TokenId>* ids) const {
+  const std::vector<uint32_t> cps = unicode::DecodeUtf8Lenient(text);
+  std::string word;
+  size_t start = 0;
+  for (size_t len : bpe::SplitWords(pre.kind, cps)) {
+    word.clear();
+    for (size_t i = start; i < start + len; ++i) unicode::AppendUtf8(cps[i], &word);
+    merges->EncodeWord(word, pre.ignore_merges, ids);
+    start += len;
+  }
+}
+
+Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
+Tokenizer::~Tokenizer() = default;
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(TokenizerData data) {
+  if (absl::Status s = ValidateData(data); !s.ok()) return s;
+  absl::StatusOr<bpe::PreTokenizerConfig> pre = bpe::LookupPreTokenizer(data.pre);
+  if (!pre.ok()) return pre.status();
+
+  std::unique_ptr<Tokenizer> tok(new Tokenizer());
+  Impl& impl = *tok->impl_;
+  impl.pre = *pre;
+  impl.tokens = std::move(data.tokens);
+  const size_t n = impl.tokens.size();
+  // llama.cpp renames empty tokens so that every text is unique and non-empty.
+  for (size_t id = 0; id < n; ++id) {
+    if (impl.tokens[id].empty()) impl.tokens[id] = absl::StrCat("[EMPTY_", id, "]");
+  }
+  impl.types.assign(n, TokenType::kNormal);
+  for (size_t id = 0; id < data.types.size(); ++id) impl.types[id] = SanitizeType(data.types[id]);
+
+  absl::StatusOr<std::unique_ptr<bpe::MergeTable>> merges =
+      bpe::MergeTable::Build(impl.tokens, data.merges);
+  if (!merges.ok()) return merges.status();
+  impl.merges = *std::move(merges);
+
+  const bpe::TokenRoles roles = bpe::FindTokenRoles(impl.tokens, data.eos, data.eot);
+  for (int32_t id : roles.force_control) impl.types[id] = TokenType::kControl;
+  impl.end_of_generation.insert(roles.end_of_generation.begin(), roles.end_of_generation.end());
+  impl.bos = data.bos;
+  impl.eos = data.eos;
+  impl.eot = roles.eot;
+  impl.add_bos = data.add_bos;
+  impl.add_eos = data.add_eos;
+
+  impl.pieces.resize(n);
+  for (size_t id = 0; id < n; ++id) impl.pieces[id] = PieceOf(impl.tokens[id], impl.types[id]);
+
+  // Longest special text first (ties by id, for a stable order).
+  for (size_t id = 0; id < n; ++id) {
+    if (IsSpecialType(impl.types[id])) {
+      impl.specials.push_back({static_cast<int32_t>(id), impl.tokens[id]});
+    }
+  }
+  std::stable_sort(impl.specials.begin(), impl.specials.end(),
+                   [](const bpe::SpecialToken& a, const bpe::SpecialToken& b) {
+                     return a.text.size() > b.text.size();
+                   });
+  for (const bpe::SpecialToken& s : impl.specials) {
+    impl.all_specials.push_back(&s);
+    if (impl.types[s.id] == TokenType::kUserDefined) impl.user_specials.push_back(&s);
+  }
+  return tok;
+}
+
+std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_bos,
+                                       bool parse_special) const {
+  const Impl& impl = *impl_;
+  std::vector<TokenId> ids;
+  ids.reserve(text.size() / 3 + 2);
+  if (add_bos && impl.add_bos) ids.push_back(impl.bos);
+  const auto& specials = parse_special ? impl.all_specials : impl.user_specials;
+  for (const bpe::Fragment& f : bpe::SplitSpecialTokens(text, specials)) {
+    if (f.token >= 0) {
+      ids.push_back(f.token);
+    } else {
+      impl.EncodeText(text.substr(f.offset, f.length), &ids);
+    }
+  }
+  if (add_bos && impl.add_eos) ids.push_back(impl.eos);
+  return ids;
+}
+
+std::vector<std::string> Tokenizer::PreTokenize(std::string_view text) const {
+  const std::vector<uint32_t> cps = unicode::DecodeUtf8Lenient(text);
+  std::vector<std::string> words;
+  size_t start = 0;
+  for (size_t len : bpe::SplitWords(impl_->pre.kind, cps)) {
+    std::string& word = words.emplace_back();
+    for (size_t i = start; i < start + len; ++i) unicode::AppendUtf8(cps[i], &word);
+    start += len;
+  }
+  return words;
+}
+
+std::string Tokenizer::TokenBytes(TokenId id, bool render_special) const {
+  if (id < 0 || id >= n_vocab()) return {};
+  const TokenType t = impl_->types[id];
+  if (!render_special && (t == TokenType::kControl || t == TokenType::kUnknown)) return {};
+  return impl_->pieces[id];
+}
+
+std::string Tokenizer::Decode(const std::vector<TokenId>& ids, bool render_special) const {
+  std::string out;
+  for (TokenId id : ids) out += TokenBytes(id, render_special);
+  return out;
+}
+
+int64_t Tokenizer::n_vocab() const { return static_cast<int64_t>(impl_->tokens.size()); }
+TokenId Tokenizer::bos() const { return impl_->bos; }
+TokenId Tokenizer::eos() const { return impl_->eos; }
+bool Tokenizer::add_bos() const { return impl_->add_bos; }
+
+bool Tokenizer::IsEndOfGeneration(TokenId id) const {
+  return impl_->end_of_generation.contains(id);
+}
+
+TokenId Tokenizer::Find(std::string_view token_text) const {
+  return impl_->merges->Find(token_text);
+}
+
+TokenType Tokenizer::type(TokenId id) const {
+  return (id >= 0 && id < n_vocab()) ? impl_->types[id] : TokenType::kUndefined;
+}
+
+// ---------------------------------------------------------------------------
+// StreamingDetokenizer
+
+namespace {
+
+// Moves the printable prefix of `pending` to the result: complete characters
+// as they are, impossible sequences as U+FFFD; an unfinished but still valid
+// sequence at the end stays pending unless `flush`.
+std::string DrainUtf8(std::string& pending, bool flush) {
+  std::string out;
+  size_t i = 0;
+  while (i < pending.size()) {
+    const unicode::Utf8Step step = unicode::NextUtf8(std::string_view(pending).substr(i));
+    if (step.status == unicode::Utf8Status::kIncomplete && !flush) break;
+    if (step.status == unicode::Utf8Status::kComplete) {
+      out.append(pending, i, step.length);
+    } else {
+      unicode::AppendUtf8(unicode::kReplacementChar, &out);
+    }
+    i += step.length;
+  }
+  pending.erase(0, i);
+  return out;
+}
+
+}  // namespace
+
+std::string StreamingDetokenizer::Push(TokenId id) {
+  pending_ += tok_.TokenBytes(id, render_special_);
+  return DrainUtf8(pending_, /*flush=*/false);
+}
+
+std::string StreamingDetokenizer::Flush() { return DrainUtf8(pending_, /*flush=*/true); }
+
+}  // namespace bitnet
