@@ -10,15 +10,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/kv_cache.h"  // KvType, SeqId
 #include "kernels/activation_quant.h"
 #include "model/model_weights.h"
 #include "model/tokenizer.h"
 
 namespace bitnet {
-
-enum class KvType { kF32, kF16 };
-std::string_view KvTypeName(KvType t);
-absl::StatusOr<KvType> KvTypeFromName(std::string_view name);  // "f32" | "f16"
 
 struct EngineOptions {
   kernels::ActQuant act_quant = kernels::ActQuant::kPerToken;
@@ -26,8 +23,6 @@ struct EngineOptions {
   int n_threads = 1;
   int64_t n_ctx = 0;  // max positions per sequence; 0 = the model's context length
 };
-
-using SeqId = uint64_t;
 
 // One row of a micro-batch: `token` at position `pos` of sequence `seq`.
 // Rows of one sequence appear in increasing, consecutive positions, and the
@@ -39,6 +34,8 @@ struct BatchRow {
   bool want_logits = false;  // used by the last stage only
 };
 
+// Calls are serialized internally (one micro-batch at a time per engine);
+// run several engines for parallel stages.
 class StageEngine {
  public:
   static absl::StatusOr<std::unique_ptr<StageEngine>> Create(

@@ -24,6 +24,11 @@ namespace bitnet {
 struct Linear {
   std::variant<kernels::TernaryMatrix, kernels::DenseMatrix> w;
   float out_scale = 1.f;
+  // How ggml rounds the activations for the stored type of a ternary-valued
+  // float tensor (F16 -> fp16, ...). Used only when activations are not
+  // quantized (ActQuant::kNone), so that mode reproduces llama.cpp's float
+  // products for F16/BF16 files too.
+  kernels::DenseActRounding float_act_rounding = kernels::DenseActRounding::kNone;
   int64_t rows() const;
   int64_t cols() const;
 };
@@ -40,12 +45,21 @@ struct ModelWeights {
   // First stage: token embedding, dequantized to f32 (n_vocab x n_embd).
   std::optional<kernels::DenseMatrix> token_embd;
   std::vector<LayerWeights> layers;  // layers[i] is model layer layer_begin + i
-  // Last stage: final norm and lm_head (token_embd's data when tied).
+  // Last stage: final norm and lm_head. With a tied output (no output.weight)
+  // lm_head holds token_embd's data, except when this stage also has
+  // token_embd: then lm_head stays empty and head() returns token_embd, so a
+  // single-node model does not keep two copies of a large embedding.
   std::vector<float> output_norm;
   std::optional<kernels::DenseMatrix> lm_head;
+  // Optional per-frequency RoPE divisors (llama.cpp's rope_freqs.weight, used
+  // by Llama 3 style models), n_rot / 2 values; empty when absent.
+  std::vector<float> rope_freqs;
 
   bool is_first() const { return layer_begin == 0; }
   bool is_last() const { return layer_end == config.n_layer; }
+  // The output projection of the last stage (lm_head or the shared
+  // token_embd); nullptr on other stages.
+  const kernels::DenseMatrix* head() const;
   size_t memory_bytes() const;
 
   // layer_end < 0 means n_layer.

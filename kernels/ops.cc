@@ -1,0 +1,130 @@
+// Scalar reference transformer ops; see ops.h for the numerics they follow.
+#include "kernels/ops.h"
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/float16.h"
+
+namespace bitnet::kernels {
+
+void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  if (w == nullptr) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+  } else {
+    // Two roundings, as ggml_rms_norm followed by ggml_mul.
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+  }
+}
+
+void RmsNormRows(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* y) {
+  for (int64_t r = 0; r < rows; ++r) RmsNorm(x + r * n, w, n, eps, y + r * n);
+}
+
+void RopeAngles(int32_t pos, int64_t n_rot, float freq_base, float freq_scale,
+                const float* freq_factors, float* cos_sin) {
+  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const float factor = freq_factors != nullptr ? freq_factors[i] : 1.0f;
+    const float t = freq_scale * (theta / factor);
+    cos_sin[2 * i] = std::cos(t);
+    cos_sin[2 * i + 1] = std::sin(t);
+    theta *= theta_scale;
+  }
+}
+
+void ApplyRope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_sin,
+               RopeMode mode) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+      const int64_t a = mode == RopeMode::kNeox ? i : 2 * i;
+      const int64_t b = mode == RopeMode::kNeox ? i + half : 2 * i + 1;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+void Softmax(float* x, int64_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = std::exp(x[i] - max);
+    sum += static_cast<double>(e);
+    x[i] = e;
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+  }
+}
+
+void Relu2Mul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = gate[i] > 0.f ? gate[i] : 0.f;
+    out[i] = (r * r) * up[i];
+  }
+}
+
+namespace {
+
+inline float Load(const float* p, int64_t i) { return p[i]; }
+inline float Load(const uint16_t* p, int64_t i) { return HalfBitsToFloat(p[i]); }
+
+// The shared loop: `round` is applied to the query and to the softmax
+// weights (identity for an f32 cache, fp16 rounding for an fp16 cache).
+template <typename T, typename Round>
+void Attention(const float* q, const T* k, const T* v, int64_t n_pos, int64_t kv_stride,
+               const AttentionShape& s, float* scratch, float* out, Round round) {
+  const int64_t group = s.n_head / s.n_head_kv;
+  const int64_t hd = s.head_dim;
+  for (int64_t h = 0; h < s.n_head; ++h) {
+    const int64_t kv_off = (h / group) * hd;
+    float* qh = scratch + n_pos;  // the query head, rounded once
+    for (int64_t d = 0; d < hd; ++d) qh[d] = round(q[h * hd + d]);
+    for (int64_t p = 0; p < n_pos; ++p) {
+      const T* kp = k + p * kv_stride + kv_off;
+      float dot = 0.f;
+      for (int64_t d = 0; d < hd; ++d) dot += qh[d] * Load(kp, d);
+      scratch[p] = dot * s.scale;
+    }
+    Softmax(scratch, n_pos);
+    float* oh = out + h * hd;
+    for (int64_t d = 0; d < hd; ++d) oh[d] = 0.f;
+    for (int64_t p = 0; p < n_pos; ++p) {
+      const float w = round(scratch[p]);
+      const T* vp = v + p * kv_stride + kv_off;
+      for (int64_t d = 0; d < hd; ++d) oh[d] += w * Load(vp, d);
+    }
+  }
+}
+
+}  // namespace
+
+void AttentionF32(const float* q, const float* k, const float* v, int64_t n_pos,
+                  int64_t kv_stride, const AttentionShape& shape, float* scratch, float* out) {
+  Attention(q, k, v, n_pos, kv_stride, shape, scratch, out, [](float x) { return x; });
+}
+
+void AttentionF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
+                  int64_t kv_stride, const AttentionShape& shape, float* scratch, float* out) {
+  Attention(q, k, v, n_pos, kv_stride, shape, scratch, out,
+            [](float x) { return RoundToHalf(x); });
+}
+
+}  // namespace bitnet::kernels
