@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -102,7 +103,89 @@ std::string PieceOf(const std::string& text, TokenType type) {
   }
 }
 
+// GGUF metadata: a missing key is fine (nullopt), a key of the wrong type is
+// an error naming the key.
+template <typename T>
+absl::StatusOr<std::optional<T>> Optional(absl::StatusOr<T> value) {
+  if (value.ok()) return std::optional<T>(*std::move(value));
+  if (absl::IsNotFound(value.status())) return std::optional<T>();
+  return value.status();
+}
+
+absl::StatusOr<TokenizerData> ReadTokenizerData(const gguf::File& file) {
+  TokenizerData data;
+  absl::StatusOr<std::string> model = file.GetString("tokenizer.ggml.model");
+  if (absl::IsNotFound(model.status())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.path(), " has no tokenizer (tokenizer.ggml.model is missing); use a GGUF file "
+        "converted with its tokenizer"));
+  }
+  if (!model.ok()) return model.status();
+  data.model = *model;
+  if (data.model != "gpt2") return data;  // Create() explains what is supported
+
+  absl::StatusOr<std::optional<std::string>> pre =
+      Optional(file.GetString("tokenizer.ggml.pre"));
+  if (!pre.ok()) return pre.status();
+  data.pre = pre->value_or("");
+
+  absl::StatusOr<std::vector<std::string>> tokens = file.GetStringArray("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return tokens.status();
+  data.tokens = *std::move(tokens);
+
+  absl::StatusOr<std::optional<std::vector<int64_t>>> types =
+      Optional(file.GetIntArray("tokenizer.ggml.token_type"));
+  if (!types.ok()) return types.status();
+  if (types->has_value()) {
+    for (int64_t t : **types) {
+      data.types.push_back(t >= 0 && t <= static_cast<int64_t>(TokenType::kByte)
+                               ? static_cast<TokenType>(t)
+                               : TokenType::kUndefined);
+    }
+  }
+
+  absl::StatusOr<std::vector<std::string>> merges = file.GetStringArray("tokenizer.ggml.merges");
+  if (absl::IsNotFound(merges.status())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.path(), " has a gpt2 tokenizer without tokenizer.ggml.merges; the file is "
+        "incomplete, re-convert the model"));
+  }
+  if (!merges.ok()) return merges.status();
+  data.merges = *std::move(merges);
+
+  // Ids outside the vocabulary are ignored, as llama.cpp does (it warns).
+  const int64_t n = static_cast<int64_t>(data.tokens.size());
+  for (auto [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &data.bos},
+                         std::pair{"tokenizer.ggml.eos_token_id", &data.eos},
+                         std::pair{"tokenizer.ggml.eot_token_id", &data.eot},
+                         std::pair{"tokenizer.ggml.padding_token_id", &data.pad},
+                         std::pair{"tokenizer.ggml.unknown_token_id", &data.unk}}) {
+    absl::StatusOr<std::optional<int64_t>> v = Optional(file.GetInt(key));
+    if (!v.ok()) return v.status();
+    *id = (v->has_value() && **v >= 0 && **v < n) ? static_cast<TokenId>(**v) : -1;
+  }
+
+  // add_bos defaults per pre-tokenizer (true for the LLaMA-3 family).
+  absl::StatusOr<bpe::PreTokenizerConfig> config = bpe::LookupPreTokenizer(data.pre);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::optional<bool>> add_bos =
+      Optional(file.GetBool("tokenizer.ggml.add_bos_token"));
+  if (!add_bos.ok()) return add_bos.status();
+  data.add_bos = add_bos->value_or(config->add_bos);
+  absl::StatusOr<std::optional<bool>> add_eos =
+      Optional(file.GetBool("tokenizer.ggml.add_eos_token"));
+  if (!add_eos.ok()) return add_eos.status();
+  data.add_eos = add_eos->value_or(false);
+  return data;
+}
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::File& file) {
+  absl::StatusOr<TokenizerData> data = ReadTokenizerData(file);
+  if (!data.ok()) return data.status();
+  return Create(*std::move(data));
+}
 
 void Tokenizer::Impl::EncodeText(std::string_view text, std::vector<TokenId>* ids) const {
   const std::vector<uint32_t> cps = unicode::DecodeUtf8Lenient(text);

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/bpe_byte_map.h"
+#include "model/gguf.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_support.h"
 
@@ -119,6 +120,131 @@ TEST(TokenizerOracle, VectorsFromExpectedJsonVocab) {
   EXPECT_TRUE(tok->IsEndOfGeneration(289));
   EXPECT_FALSE(tok->IsEndOfGeneration(288));
   ExpectOracleVectors(*tok, expected);
+}
+
+TEST(TokenizerOracle, VectorsFromGgufFile) {
+  SKIP_WITHOUT_ORACLE();
+  const nlohmann::json expected = LoadExpected();
+  auto file = gguf::File::Open(testing::OracleDir() + "/tiny-gqa-f32.gguf");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto tok = Tokenizer::FromGguf(**file);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->n_vocab(), 290);
+  EXPECT_EQ((*tok)->bos(), 288);
+  EXPECT_EQ((*tok)->eos(), 289);
+  EXPECT_TRUE((*tok)->add_bos());
+  EXPECT_EQ((*tok)->type(288), TokenType::kControl);
+  EXPECT_EQ((*tok)->Find("Ġthe"), 264);
+  ExpectOracleVectors(**tok, expected);
+}
+
+// ---------------------------------------------------------------------------
+// GGUF metadata handling (files built in memory)
+
+// A small llama-bpe tokenizer written as GGUF metadata, loaded back through
+// gguf::File::FromBuffer; tests change `writer` first.
+struct GgufTokenizer {
+  GgufTokenizer() {
+    std::vector<std::string> tokens;
+    for (int b = 0; b < 256; ++b) tokens.push_back(bpe::ByteToText(static_cast<uint8_t>(b)));
+    tokens.push_back("Ġt");
+    tokens.push_back("<|begin_of_text|>");
+    writer.SetValue("tokenizer.ggml.model", gguf::Value::Str("gpt2"));
+    writer.SetValue("tokenizer.ggml.pre", gguf::Value::Str("llama-bpe"));
+    writer.SetValue("tokenizer.ggml.tokens", gguf::Value::StrArr(tokens));
+    std::vector<int32_t> types(tokens.size(), 1);
+    types.back() = 3;
+    writer.SetValue("tokenizer.ggml.token_type", gguf::Value::I32Arr(types));
+    writer.SetValue("tokenizer.ggml.merges", gguf::Value::StrArr({"Ġ t"}));
+    writer.SetValue("tokenizer.ggml.bos_token_id", gguf::Value::U32(257));
+  }
+
+  absl::StatusOr<std::unique_ptr<Tokenizer>> Load() {
+    auto bytes = writer.Serialize();
+    if (!bytes.ok()) return bytes.status();
+    bytes_ = *std::move(bytes);
+    auto file = gguf::File::FromBuffer(bytes_.data(), bytes_.size());
+    if (!file.ok()) return file.status();
+    return Tokenizer::FromGguf(**file);
+  }
+
+  gguf::Writer writer;
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+TEST(TokenizerGguf, LlamaBpeAddsBosByDefault) {
+  GgufTokenizer g;
+  auto tok = g.Load();
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_TRUE((*tok)->add_bos());
+  EXPECT_THAT((*tok)->Encode("a t", true), ElementsAre(257, 'a', 256));
+  EXPECT_THAT((*tok)->Encode("<|begin_of_text|>", false), ElementsAre(257));
+}
+
+TEST(TokenizerGguf, AddBosKeyOverridesDefault) {
+  GgufTokenizer g;
+  g.writer.SetValue("tokenizer.ggml.add_bos_token", gguf::Value::Bool(false));
+  auto tok = g.Load();
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_FALSE((*tok)->add_bos());
+  EXPECT_THAT((*tok)->Encode("a", true), ElementsAre('a'));
+}
+
+TEST(TokenizerGguf, OutOfRangeBosIsIgnoredThenMissing) {
+  // llama.cpp ignores an out-of-range id; with add_bos on there is then no BOS.
+  GgufTokenizer g;
+  g.writer.SetValue("tokenizer.ggml.bos_token_id", gguf::Value::U32(5000));
+  auto tok = g.Load();
+  ASSERT_FALSE(tok.ok());
+  EXPECT_THAT(std::string(tok.status().message()), HasSubstr("bos_token_id"));
+}
+
+TEST(TokenizerGguf, MissingOrMistypedKeysAreClearErrors) {
+  auto error_of = [](GgufTokenizer& g) {
+    auto tok = g.Load();
+    EXPECT_FALSE(tok.ok());
+    return tok.status();
+  };
+  {
+    GgufTokenizer g;
+    g.writer = gguf::Writer();
+    g.writer.SetValue("general.architecture", gguf::Value::Str("bitnet"));
+    EXPECT_THAT(std::string(error_of(g).message()), HasSubstr("tokenizer.ggml.model"));
+  }
+  {
+    GgufTokenizer g;
+    g.writer = gguf::Writer();
+    g.writer.SetValue("tokenizer.ggml.model", gguf::Value::Str("gpt2"));
+    g.writer.SetValue("tokenizer.ggml.tokens", gguf::Value::StrArr({"a", "b"}));
+    EXPECT_THAT(std::string(error_of(g).message()), HasSubstr("tokenizer.ggml.merges"));
+  }
+  {
+    GgufTokenizer g;
+    g.writer.SetValue("tokenizer.ggml.model", gguf::Value::Str("llama"));
+    EXPECT_EQ(error_of(g).code(), absl::StatusCode::kUnimplemented);
+  }
+  {
+    GgufTokenizer g;
+    g.writer.SetValue("tokenizer.ggml.tokens", gguf::Value::I32Arr({1, 2, 3}));
+    EXPECT_THAT(std::string(error_of(g).message()), HasSubstr("tokenizer.ggml.tokens"));
+  }
+  {
+    GgufTokenizer g;
+    g.writer.SetValue("tokenizer.ggml.token_type", gguf::Value::I32Arr({1}));
+    EXPECT_THAT(std::string(error_of(g).message()), HasSubstr("token types"));
+  }
+  {
+    GgufTokenizer g;
+    g.writer.SetValue("tokenizer.ggml.add_bos_token", gguf::Value::Str("yes"));
+    EXPECT_THAT(std::string(error_of(g).message()), HasSubstr("add_bos_token"));
+  }
+  {
+    GgufTokenizer g;
+    g.writer.SetValue("tokenizer.ggml.pre", gguf::Value::Str("no-such-pre"));
+    EXPECT_THAT(std::string(error_of(g).message()), HasSubstr("no-such-pre"));
+  }
 }
 
 // ---------------------------------------------------------------------------
