@@ -89,7 +89,11 @@ size_t Llama3WordLength(const Piece& s, size_t p) {
     return s.RunEnd(p + 1, Cls::kLetter) - p;
   }
   // \p{N}{1,3}
-  if (c == Cls::kNumber) return std::min<size_t>(s.RunEnd(p, Cls::kNumber) - p, 3);
+  if (c == Cls::kNumber) {
+    size_t e = p + 1;  // look no further than 3 (a long digit run must stay linear)
+    while (e < p + 3 && s.ClassAt(e) == Cls::kNumber) ++e;
+    return e - p;
+  }
   //  ?[^\s\p{L}\p{N}]+[\r\n]*
   const size_t q = (cp == ' ' && s.ClassAt(p + 1) == Cls::kOther) ? p + 1 : p;
   if (s.ClassAt(q) == Cls::kOther) {

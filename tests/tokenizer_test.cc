@@ -283,6 +283,19 @@ TEST(PreTokenizer, Llama3Splits) {
   EXPECT_EQ(split(""), Words{});
 }
 
+TEST(PreTokenizer, LongRunsSplitInLinearTime) {
+  // Long runs of one class are split correctly (a splitter that rescans the
+  // run for every word would also take minutes here).
+  auto tok = MustCreate(ByteVocab("llama-bpe"));
+  ASSERT_NE(tok, nullptr);
+  const Words digits = tok->PreTokenize(std::string(300001, '7'));
+  ASSERT_EQ(digits.size(), 100001u);
+  EXPECT_EQ(digits.front(), "777");
+  EXPECT_EQ(digits.back(), "7");
+  const Words spaces = tok->PreTokenize("\n" + std::string(300000, ' ') + "x");
+  EXPECT_EQ(spaces, (Words{"\n", std::string(299999, ' '), " x"}));
+}
+
 TEST(PreTokenizer, Gpt2Splits) {
   auto tok = MustCreate(ByteVocab("gpt-2"));
   ASSERT_NE(tok, nullptr);
