@@ -33,11 +33,15 @@ constexpr TokenId kEos = 289;
 struct OracleCase {
   const char* type;
   ActQuant act;   // the peer's activation numerics
-  float limit;    // README's teacher-forced max |logit diff|
+  float limit;    // teacher-forced max |logit diff| (the README's limits)
 };
 
+// f32 is held to 2e-4, tighter than the README's 1e-3: we measure ~4e-5
+// (llama.cpp against itself: 3e-5), and the smallest real bug moves 0.07.
+// The quantized files keep the README's limits: there the difference is
+// dominated by int8 rounding flips (llama.cpp moves 0.017-0.020 by itself).
 const OracleCase kCases[] = {
-    {"f32", ActQuant::kNone, 1e-3f},
+    {"f32", ActQuant::kNone, 2e-4f},
     {"tq2_0", ActQuant::kQ8K, 0.05f},
     {"tq1_0", ActQuant::kQ8K, 0.05f},
     {"i2_s", ActQuant::kPerToken, 0.06f},
