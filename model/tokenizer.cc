@@ -35,6 +35,8 @@ struct Tokenizer::Impl {
   bool add_bos = false, add_eos = false;
 
   void EncodeText(std::string_view text, std::vector<TokenId>* ids) const;
+  void SetTokens(std::vector<std::string> texts, const std::vector<TokenType>& given_types);
+  void IndexSpecialTokens();
 };
 
 namespace {
@@ -112,6 +114,59 @@ absl::StatusOr<std::optional<T>> Optional(absl::StatusOr<T> value) {
   return value.status();
 }
 
+// Vocabulary, types and merges.
+absl::Status ReadVocabulary(const gguf::File& file, TokenizerData* data) {
+  absl::StatusOr<std::vector<std::string>> tokens = file.GetStringArray("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return tokens.status();
+  data->tokens = *std::move(tokens);
+
+  absl::StatusOr<std::optional<std::vector<int64_t>>> types =
+      Optional(file.GetIntArray("tokenizer.ggml.token_type"));
+  if (!types.ok()) return types.status();
+  for (int64_t t : types->value_or(std::vector<int64_t>{})) {
+    data->types.push_back(t >= 0 && t <= static_cast<int64_t>(TokenType::kByte)
+                              ? static_cast<TokenType>(t)
+                              : TokenType::kUndefined);
+  }
+
+  absl::StatusOr<std::vector<std::string>> merges = file.GetStringArray("tokenizer.ggml.merges");
+  if (absl::IsNotFound(merges.status())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.path(), " has a gpt2 tokenizer without tokenizer.ggml.merges; the file is "
+        "incomplete, re-convert the model"));
+  }
+  if (!merges.ok()) return merges.status();
+  data->merges = *std::move(merges);
+  return absl::OkStatus();
+}
+
+// Special token ids and the add_bos / add_eos flags.
+absl::Status ReadSpecialTokens(const gguf::File& file, TokenizerData* data) {
+  // Ids outside the vocabulary are ignored, as llama.cpp does (it warns).
+  const int64_t n = static_cast<int64_t>(data->tokens.size());
+  for (auto [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &data->bos},
+                         std::pair{"tokenizer.ggml.eos_token_id", &data->eos},
+                         std::pair{"tokenizer.ggml.eot_token_id", &data->eot},
+                         std::pair{"tokenizer.ggml.padding_token_id", &data->pad},
+                         std::pair{"tokenizer.ggml.unknown_token_id", &data->unk}}) {
+    absl::StatusOr<std::optional<int64_t>> v = Optional(file.GetInt(key));
+    if (!v.ok()) return v.status();
+    *id = (v->has_value() && **v >= 0 && **v < n) ? static_cast<TokenId>(**v) : -1;
+  }
+  // add_bos defaults per pre-tokenizer (true for the LLaMA-3 family).
+  absl::StatusOr<bpe::PreTokenizerConfig> config = bpe::LookupPreTokenizer(data->pre);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::optional<bool>> add_bos =
+      Optional(file.GetBool("tokenizer.ggml.add_bos_token"));
+  if (!add_bos.ok()) return add_bos.status();
+  data->add_bos = add_bos->value_or(config->add_bos);
+  absl::StatusOr<std::optional<bool>> add_eos =
+      Optional(file.GetBool("tokenizer.ggml.add_eos_token"));
+  if (!add_eos.ok()) return add_eos.status();
+  data->add_eos = add_eos->value_or(false);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TokenizerData> ReadTokenizerData(const gguf::File& file) {
   TokenizerData data;
   absl::StatusOr<std::string> model = file.GetString("tokenizer.ggml.model");
@@ -128,54 +183,8 @@ absl::StatusOr<TokenizerData> ReadTokenizerData(const gguf::File& file) {
       Optional(file.GetString("tokenizer.ggml.pre"));
   if (!pre.ok()) return pre.status();
   data.pre = pre->value_or("");
-
-  absl::StatusOr<std::vector<std::string>> tokens = file.GetStringArray("tokenizer.ggml.tokens");
-  if (!tokens.ok()) return tokens.status();
-  data.tokens = *std::move(tokens);
-
-  absl::StatusOr<std::optional<std::vector<int64_t>>> types =
-      Optional(file.GetIntArray("tokenizer.ggml.token_type"));
-  if (!types.ok()) return types.status();
-  if (types->has_value()) {
-    for (int64_t t : **types) {
-      data.types.push_back(t >= 0 && t <= static_cast<int64_t>(TokenType::kByte)
-                               ? static_cast<TokenType>(t)
-                               : TokenType::kUndefined);
-    }
-  }
-
-  absl::StatusOr<std::vector<std::string>> merges = file.GetStringArray("tokenizer.ggml.merges");
-  if (absl::IsNotFound(merges.status())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file.path(), " has a gpt2 tokenizer without tokenizer.ggml.merges; the file is "
-        "incomplete, re-convert the model"));
-  }
-  if (!merges.ok()) return merges.status();
-  data.merges = *std::move(merges);
-
-  // Ids outside the vocabulary are ignored, as llama.cpp does (it warns).
-  const int64_t n = static_cast<int64_t>(data.tokens.size());
-  for (auto [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &data.bos},
-                         std::pair{"tokenizer.ggml.eos_token_id", &data.eos},
-                         std::pair{"tokenizer.ggml.eot_token_id", &data.eot},
-                         std::pair{"tokenizer.ggml.padding_token_id", &data.pad},
-                         std::pair{"tokenizer.ggml.unknown_token_id", &data.unk}}) {
-    absl::StatusOr<std::optional<int64_t>> v = Optional(file.GetInt(key));
-    if (!v.ok()) return v.status();
-    *id = (v->has_value() && **v >= 0 && **v < n) ? static_cast<TokenId>(**v) : -1;
-  }
-
-  // add_bos defaults per pre-tokenizer (true for the LLaMA-3 family).
-  absl::StatusOr<bpe::PreTokenizerConfig> config = bpe::LookupPreTokenizer(data.pre);
-  if (!config.ok()) return config.status();
-  absl::StatusOr<std::optional<bool>> add_bos =
-      Optional(file.GetBool("tokenizer.ggml.add_bos_token"));
-  if (!add_bos.ok()) return add_bos.status();
-  data.add_bos = add_bos->value_or(config->add_bos);
-  absl::StatusOr<std::optional<bool>> add_eos =
-      Optional(file.GetBool("tokenizer.ggml.add_eos_token"));
-  if (!add_eos.ok()) return add_eos.status();
-  data.add_eos = add_eos->value_or(false);
+  if (absl::Status s = ReadVocabulary(file, &data); !s.ok()) return s;
+  if (absl::Status s = ReadSpecialTokens(file, &data); !s.ok()) return s;
   return data;
 }
 
@@ -202,6 +211,33 @@ void Tokenizer::Impl::EncodeText(std::string_view text, std::vector<TokenId>* id
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
 Tokenizer::~Tokenizer() = default;
 
+void Tokenizer::Impl::SetTokens(std::vector<std::string> texts,
+                                const std::vector<TokenType>& given_types) {
+  tokens = std::move(texts);
+  // llama.cpp renames empty tokens so that every text is unique and non-empty.
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    if (tokens[id].empty()) tokens[id] = absl::StrCat("[EMPTY_", id, "]");
+  }
+  types.assign(tokens.size(), TokenType::kNormal);
+  for (size_t id = 0; id < given_types.size(); ++id) types[id] = SanitizeType(given_types[id]);
+}
+
+// Special tokens are matched longest text first (ties by id, for a stable
+// order); user-defined ones are matched even without parse_special.
+void Tokenizer::Impl::IndexSpecialTokens() {
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    if (IsSpecialType(types[id])) specials.push_back({static_cast<int32_t>(id), tokens[id]});
+  }
+  std::stable_sort(specials.begin(), specials.end(),
+                   [](const bpe::SpecialToken& a, const bpe::SpecialToken& b) {
+                     return a.text.size() > b.text.size();
+                   });
+  for (const bpe::SpecialToken& s : specials) {
+    all_specials.push_back(&s);
+    if (types[s.id] == TokenType::kUserDefined) user_specials.push_back(&s);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(TokenizerData data) {
   if (absl::Status s = ValidateData(data); !s.ok()) return s;
   absl::StatusOr<bpe::PreTokenizerConfig> pre = bpe::LookupPreTokenizer(data.pre);
@@ -210,15 +246,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(TokenizerData data)
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   Impl& impl = *tok->impl_;
   impl.pre = *pre;
-  impl.tokens = std::move(data.tokens);
-  const size_t n = impl.tokens.size();
-  // llama.cpp renames empty tokens so that every text is unique and non-empty.
-  for (size_t id = 0; id < n; ++id) {
-    if (impl.tokens[id].empty()) impl.tokens[id] = absl::StrCat("[EMPTY_", id, "]");
-  }
-  impl.types.assign(n, TokenType::kNormal);
-  for (size_t id = 0; id < data.types.size(); ++id) impl.types[id] = SanitizeType(data.types[id]);
-
+  impl.SetTokens(std::move(data.tokens), data.types);
   absl::StatusOr<std::unique_ptr<bpe::MergeTable>> merges =
       bpe::MergeTable::Build(impl.tokens, data.merges);
   if (!merges.ok()) return merges.status();
@@ -233,23 +261,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(TokenizerData data)
   impl.add_bos = data.add_bos;
   impl.add_eos = data.add_eos;
 
-  impl.pieces.resize(n);
-  for (size_t id = 0; id < n; ++id) impl.pieces[id] = PieceOf(impl.tokens[id], impl.types[id]);
-
-  // Longest special text first (ties by id, for a stable order).
-  for (size_t id = 0; id < n; ++id) {
-    if (IsSpecialType(impl.types[id])) {
-      impl.specials.push_back({static_cast<int32_t>(id), impl.tokens[id]});
-    }
+  impl.pieces.resize(impl.tokens.size());
+  for (size_t id = 0; id < impl.tokens.size(); ++id) {
+    impl.pieces[id] = PieceOf(impl.tokens[id], impl.types[id]);
   }
-  std::stable_sort(impl.specials.begin(), impl.specials.end(),
-                   [](const bpe::SpecialToken& a, const bpe::SpecialToken& b) {
-                     return a.text.size() > b.text.size();
-                   });
-  for (const bpe::SpecialToken& s : impl.specials) {
-    impl.all_specials.push_back(&s);
-    if (impl.types[s.id] == TokenType::kUserDefined) impl.user_specials.push_back(&s);
-  }
+  impl.IndexSpecialTokens();
   return tok;
 }
 

@@ -32,6 +32,7 @@ struct TokenizerData {
   bool add_eos = false;
 };
 
+// Immutable once created: every const method may be called from many threads.
 class Tokenizer {
  public:
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const gguf::File& file);
@@ -47,7 +48,9 @@ class Tokenizer {
   // The pre-tokenizer's words for plain text (no special-token matching), as
   // UTF-8 (invalid input bytes appear as U+FFFD, as the encoder sees them).
   std::vector<std::string> PreTokenize(std::string_view text) const;
-  // Raw bytes of a token (control tokens give their text only if render_special).
+  // Raw bytes of a token (control/unknown tokens give their text only if
+  // render_special; user-defined tokens always give their text; unused and
+  // undefined tokens give nothing, as in llama.cpp). Out-of-range ids: "".
   std::string TokenBytes(TokenId id, bool render_special = false) const;
   std::string Decode(const std::vector<TokenId>& ids, bool render_special = false) const;
 
@@ -57,7 +60,8 @@ class Tokenizer {
   bool add_bos() const;
   // True for EOS, EOT and other end-of-generation tokens.
   bool IsEndOfGeneration(TokenId id) const;
-  TokenId Find(std::string_view token_text) const;  // -1 if absent
+  // Id of a token by its vocabulary text (byte-mapped, e.g. "Ġthe"); -1 if absent.
+  TokenId Find(std::string_view token_text) const;
   TokenType type(TokenId id) const;  // kUndefined for ids out of range
 
   ~Tokenizer();
