@@ -766,8 +766,8 @@ void Writer::SetValue(const std::string& key, Value v) {
   kv_.emplace_back(key, std::move(v));
 }
 
-absl::Status Writer::AddTensor(const std::string& name, std::vector<int64_t> ne, ggml::Type type,
-                               std::vector<uint8_t> data) {
+absl::StatusOr<TensorInfo> Writer::CheckNewTensor(const std::string& name, std::vector<int64_t> ne,
+                                                  ggml::Type type) const {
   if (name.empty() || name.size() > kMaxNameLen) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "GGUF writer: tensor name '%s' must have 1..%d characters", name, kMaxNameLen));
@@ -800,14 +800,37 @@ absl::Status Writer::AddTensor(const std::string& name, std::vector<int64_t> ne,
         "of %d and the size must fit int64)",
         name, ShapeString(info.ne), tr.name, tr.block_elems));
   }
-  absl::StatusOr<uint64_t> bytes = ggml::TensorBytes(type, info.n_elements());
-  if (!bytes.ok()) return bytes.status();
-  if (*bytes != data.size()) {
+  if (absl::StatusOr<uint64_t> bytes = ggml::TensorBytes(type, info.n_elements()); !bytes.ok()) {
+    return bytes.status();
+  }
+  return info;
+}
+
+absl::Status Writer::AddTensor(const std::string& name, std::vector<int64_t> ne, ggml::Type type,
+                               std::vector<uint8_t> data) {
+  absl::StatusOr<TensorInfo> info = CheckNewTensor(name, std::move(ne), type);
+  if (!info.ok()) return info.status();
+  const uint64_t bytes = info->n_bytes();
+  const ggml::TypeTraits& tr = ggml::Traits(type);
+  if (bytes != data.size()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "GGUF writer: tensor '%s' (%s %s) needs %d bytes of data, got %d", name, tr.name,
-        ShapeString(info.ne), *bytes, data.size()));
+        ShapeString(info->ne), bytes, data.size()));
   }
-  tensors_.push_back({std::move(info), std::move(data)});
+  tensors_.push_back({*std::move(info), std::move(data), bytes, nullptr});
+  return absl::OkStatus();
+}
+
+absl::Status Writer::AddStreamedTensor(const std::string& name, std::vector<int64_t> ne,
+                                       ggml::Type type, TensorFiller fill) {
+  if (!fill) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("GGUF writer: streamed tensor '%s' has no fill function", name));
+  }
+  absl::StatusOr<TensorInfo> info = CheckNewTensor(name, std::move(ne), type);
+  if (!info.ok()) return info.status();
+  const uint64_t bytes = info->n_bytes();
+  tensors_.push_back({*std::move(info), {}, bytes, std::move(fill)});
   return absl::OkStatus();
 }
 
@@ -850,7 +873,7 @@ absl::Status Writer::Emit(uint32_t version, const Sink& sink) const {
     for (int64_t d : p.info.ne) enc.Put(static_cast<uint64_t>(d));
     enc.Put(static_cast<uint32_t>(p.info.type));
     enc.Put(offset);
-    AlignUp(offset + p.data.size(), alignment, &offset);
+    AlignUp(offset + p.size, alignment, &offset);
   }
   uint64_t data_start = head.size();
   AlignUp(head.size(), alignment, &data_start);
@@ -858,10 +881,28 @@ absl::Status Writer::Emit(uint32_t version, const Sink& sink) const {
   if (absl::Status s = sink(head.data(), head.size()); !s.ok()) return s;
 
   const std::vector<uint8_t> zeros(alignment, 0);
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    const std::vector<uint8_t>& d = tensors_[i].data;
-    if (absl::Status s = sink(d.data(), d.size()); !s.ok()) return s;
-    const uint64_t pad = (alignment - d.size() % alignment) % alignment;
+  for (const Pending& p : tensors_) {
+    if (p.fill) {
+      // Count what the filler writes: the offsets above assumed p.size bytes.
+      uint64_t written = 0;
+      absl::Status s = p.fill([&](const void* d, size_t n) {
+        if (written + n > p.size) {
+          return absl::InternalError(absl::StrFormat(
+              "GGUF writer: streamed tensor '%s' wrote more than its %d bytes", p.info.name, p.size));
+        }
+        written += n;
+        return sink(d, n);
+      });
+      if (!s.ok()) return s;
+      if (written != p.size) {
+        return absl::InternalError(absl::StrFormat(
+            "GGUF writer: streamed tensor '%s' wrote %d of its %d bytes", p.info.name, written,
+            p.size));
+      }
+    } else if (absl::Status s = sink(p.data.data(), p.data.size()); !s.ok()) {
+      return s;
+    }
+    const uint64_t pad = (alignment - p.size % alignment) % alignment;
     if (absl::Status s = sink(zeros.data(), pad); !s.ok()) return s;
   }
   return absl::OkStatus();

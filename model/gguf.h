@@ -132,6 +132,14 @@ class Writer {
   // `data` must be exactly TensorInfo::n_bytes() for (ne, type).
   absl::Status AddTensor(const std::string& name, std::vector<int64_t> ne, ggml::Type type,
                          std::vector<uint8_t> data);
+  // A tensor whose bytes are produced only while the file is written: `fill`
+  // is called once per write, in tensor order, and must pass exactly n_bytes() bytes to
+  // its sink (in as many pieces as it likes). Lets a tool write a model larger
+  // than memory, one tensor (or one slice of one) at a time.
+  using ChunkSink = std::function<absl::Status(const void* data, size_t size)>;
+  using TensorFiller = std::function<absl::Status(const ChunkSink& sink)>;
+  absl::Status AddStreamedTensor(const std::string& name, std::vector<int64_t> ne,
+                                 ggml::Type type, TensorFiller fill);
   // version 3 (default) or 2 (same layout; for tests and old readers).
   absl::Status WriteFile(const std::string& path, uint32_t version = 3) const;
   absl::StatusOr<std::vector<uint8_t>> Serialize(uint32_t version = 3) const;
@@ -139,11 +147,15 @@ class Writer {
  private:
   using Sink = std::function<absl::Status(const void* data, size_t size)>;
   absl::Status Emit(uint32_t version, const Sink& sink) const;
+  absl::StatusOr<TensorInfo> CheckNewTensor(const std::string& name, std::vector<int64_t> ne,
+                                            ggml::Type type) const;
 
   std::vector<std::pair<std::string, Value>> kv_;
   struct Pending {
     TensorInfo info;
     std::vector<uint8_t> data;
+    uint64_t size = 0;  // bytes of the tensor (data.size(), or what fill writes)
+    TensorFiller fill;  // set for streamed tensors
   };
   std::vector<Pending> tensors_;
 };
