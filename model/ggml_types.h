@@ -14,8 +14,7 @@
 namespace bitnet::ggml {
 
 // Numeric ids as stored in GGUF. kI2S is bitnet.cpp's fork id 36; upstream
-// ggml later reused 36 for another type, so the reader decides from context
-// (I2_S tensors have n/4 + 32 bytes and the file's general.file_type is 40).
+// ggml later used 36 for another type, so the reader decides from context.
 //
 // Upstream ggml retired id 36 (IQ4_NL_4_4, a run-time repacking type that
 // "support has been removed from gguf files"), so a GGUF tensor with id 36

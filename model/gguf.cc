@@ -407,6 +407,7 @@ absl::Status File::Parse() {
     if (!metadata_.emplace(key, std::move(v)).second) {
       return c.Error(at, absl::StrFormat("duplicate metadata key '%s'", key));
     }
+    keys_.push_back(std::move(key));
   }
 
   if (const Value* a = Find("general.alignment"); a != nullptr) {

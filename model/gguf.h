@@ -91,6 +91,8 @@ class File {
   const std::string& path() const { return path_; }
 
   const std::map<std::string, Value>& metadata() const { return metadata_; }
+  // Metadata keys in file order (to copy a file's metadata faithfully).
+  const std::vector<std::string>& keys() const { return keys_; }
   const Value* Find(std::string_view key) const;
   // Typed getters: NOT_FOUND if absent, INVALID_ARGUMENT naming key and types
   // if the stored type cannot represent the request (integers convert across
@@ -120,6 +122,7 @@ class File {
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   std::map<std::string, Value> metadata_;
+  std::vector<std::string> keys_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
 };

@@ -294,6 +294,26 @@ TEST_P(OracleFile, ParsesWithExpectedTensors) {
   }
 }
 
+// llama.cpp's llama-quantize (bitnet.cpp's for i2_s; gguf-py for f32) wrote
+// these files; copying one through our reader and writer
+// (same key order, same tensor order) must give the identical bytes, which
+// shows the writer follows llama.cpp's layout rules.
+TEST_P(OracleFile, RewriteIsByteIdentical) {
+  SKIP_WITHOUT_ORACLE();
+  const std::string path = testing::OracleDir() + "/tiny-gqa-" + GetParam() + ".gguf";
+  std::unique_ptr<File> f = *File::Open(path);
+  Writer w;
+  ASSERT_EQ(f->keys().size(), f->metadata().size());
+  for (const std::string& k : f->keys()) w.SetValue(k, *f->Find(k));
+  for (const TensorInfo& t : f->tensors()) {
+    const uint8_t* d = f->TensorData(t);
+    ASSERT_TRUE(w.AddTensor(t.name, t.ne, t.type, {d, d + t.n_bytes()}).ok()) << t.name;
+  }
+  absl::StatusOr<std::vector<uint8_t>> bytes = w.Serialize(f->version());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == testing::ReadFileBytes(path));
+}
+
 INSTANTIATE_TEST_SUITE_P(Oracle, OracleFile,
                          ::testing::Values("f32", "tq2_0", "tq1_0", "i2_s"));
 
