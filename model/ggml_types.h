@@ -20,7 +20,8 @@ namespace bitnet::ggml {
 // "support has been removed from gguf files"), so a GGUF tensor with id 36
 // can only come from bitnet.cpp; the reader still checks that its bytes fit
 // the I2_S layout (n/4 + 32) between its offset and the next tensor's.
-// The ids without a name here (IQ* etc.) are known for sizing only.
+// Types other than f32, f16, bf16, q8_0, q6_K, tq1_0, tq2_0 and i2_s are
+// known for sizing only (Dequantize/Quantize return UNIMPLEMENTED).
 enum class Type : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ8_1 = 9,
   kQ2K = 10, kQ3K = 11, kQ4K = 12, kQ5K = 13, kQ6K = 14, kQ8K = 15,
