@@ -1,0 +1,42 @@
+// gRPC plumbing shared by the coordinator, the workers and the clients:
+// status conversion, channel and server settings, health status.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+
+namespace bitnet::serving {
+
+// absl and gRPC use the same canonical codes.
+grpc::Status ToGrpcStatus(const absl::Status& s);
+absl::Status FromGrpcStatus(const grpc::Status& s);
+
+// Frames of a long prefill chunk of a wide model exceed gRPC's 4 MiB default.
+inline constexpr int kMaxMessageBytes = 1 << 30;
+
+// A channel to `address` with large messages allowed and keepalive pings, so
+// a dead peer is noticed within seconds even on an idle stream.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// Message limits, keepalive policy, and the standard services every server
+// here exposes: grpc.health.v1 and server reflection. Call before
+// BuildAndStart.
+void PrepareServerBuilder(grpc::ServerBuilder* builder);
+
+// Sets the grpc.health.v1 status of the whole server ("") and of `services`.
+void SetHealth(grpc::Server* server, bool serving, const std::vector<std::string>& services);
+
+// Builds and starts a server listening on `address` (host:port; port 0
+// picks a free one). Returns the server and writes the bound port.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+    const std::string& address, const std::vector<grpc::Service*>& services, int* bound_port);
+
+// "host:port" -> host (for turning a listen address into an advertised one).
+std::string HostOf(const std::string& address);
+
+}  // namespace bitnet::serving
