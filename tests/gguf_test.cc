@@ -234,6 +234,41 @@ TEST(Gguf, WriterRejectsBadInput) {
   EXPECT_FALSE(align.Serialize().ok());
 }
 
+TEST(Gguf, StreamedTensorsMatchInMemoryOnes) {
+  const std::vector<uint8_t> a = F32Bytes({1, 2, 3, 4, 5});
+  Writer mem, streamed;
+  ASSERT_TRUE(mem.AddTensor("a", {5}, Type::kF32, a).ok());
+  ASSERT_TRUE(mem.AddTensor("b", {2}, Type::kF32, F32Bytes({7, 8})).ok());
+  ASSERT_TRUE(streamed
+                  .AddStreamedTensor("a", {5}, Type::kF32,
+                                     [&](const Writer::ChunkSink& sink) {
+                                       // In two pieces.
+                                       if (absl::Status s = sink(a.data(), 7); !s.ok()) return s;
+                                       return sink(a.data() + 7, a.size() - 7);
+                                     })
+                  .ok());
+  ASSERT_TRUE(streamed.AddTensor("b", {2}, Type::kF32, F32Bytes({7, 8})).ok());
+  EXPECT_EQ(*streamed.Serialize(), *mem.Serialize());
+  testing::TempDir dir;
+  ASSERT_TRUE(streamed.WriteFile(dir.File("s.gguf")).ok());
+  EXPECT_EQ(testing::ReadFileBytes(dir.File("s.gguf")), *mem.Serialize());
+
+  Writer short_fill;
+  ASSERT_TRUE(short_fill
+                  .AddStreamedTensor("a", {5}, Type::kF32,
+                                     [&](const Writer::ChunkSink& sink) { return sink(a.data(), 4); })
+                  .ok());
+  EXPECT_FALSE(short_fill.Serialize().ok());
+  EXPECT_FALSE(short_fill.WriteFile(dir.File("bad.gguf")).ok());
+  Writer long_fill;
+  ASSERT_TRUE(long_fill
+                  .AddStreamedTensor("a", {1}, Type::kF32,
+                                     [&](const Writer::ChunkSink& sink) { return sink(a.data(), 8); })
+                  .ok());
+  EXPECT_FALSE(long_fill.Serialize().ok());
+  EXPECT_FALSE(Writer().AddStreamedTensor("a", {1}, Type::kF32, nullptr).ok());
+}
+
 TEST(Gguf, SetValueReplacesInPlace) {
   Writer w;
   w.SetValue("a", Value::I32(1));
