@@ -11,6 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "coordinator/coordinator.h"
+#include "serving/grpc_util.h"
 
 ABSL_FLAG(std::string, model, "", "GGUF model path (workers open the same path or --model)");
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "address to serve on");
@@ -27,6 +28,8 @@ ABSL_FLAG(int, prefill_chunk, 256, "prompt rows of one sequence per micro-batch"
 ABSL_FLAG(int, max_inflight, 0, "micro-batches in the pipeline at once (0: stages + 1)");
 ABSL_FLAG(int, max_stages, 0, "use at most this many workers as stages (0: all that help)");
 ABSL_FLAG(int, heartbeat_timeout_ms, 6000, "drop a worker after this long without heartbeat");
+ABSL_FLAG(std::string, port_file, "",
+          "write the bound port to this file once serving starts (for --port 0 / --listen :0)");
 ABSL_FLAG(bool, quiet, false, "no progress lines on stderr");
 
 int main(int argc, char** argv) {
@@ -67,6 +70,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bitnet-coordinator: %s\n",
                  std::string(coordinator.status().message()).c_str());
     return 1;
+  }
+  if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
+    if (auto s = bitnet::serving::WritePortFile(pf, (*coordinator)->port()); !s.ok()) {
+      std::fprintf(stderr, "bitnet-coordinator: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
   }
   int sig = 0;
   sigwait(&signals, &sig);

@@ -1,5 +1,7 @@
 #include "serving/grpc_util.h"
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -60,6 +62,18 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
         "cannot listen on ", address, ": is the port in use or the address wrong?"));
   }
   return server;
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp));
+  std::fprintf(f, "%d\n", port);
+  const bool ok = std::fclose(f) == 0;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
 }
 
 std::string HostOf(const std::string& address) {

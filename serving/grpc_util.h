@@ -36,6 +36,10 @@ void SetHealth(grpc::Server* server, bool serving, const std::vector<std::string
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     const std::string& address, const std::vector<grpc::Service*>& services, int* bound_port);
 
+// Writes `port` to `path` atomically (temp file + rename), so a script or
+// test polling for the file never reads half of it.
+absl::Status WritePortFile(const std::string& path, int port);
+
 // "host:port" -> host (for turning a listen address into an advertised one).
 std::string HostOf(const std::string& address);
 

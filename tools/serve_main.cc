@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/coordinator.h"
+#include "serving/grpc_util.h"
 #include "serving/inference_client.h"
 #include "worker/worker.h"
 
@@ -37,6 +38,8 @@ ABSL_FLAG(double, top_p, 0.95, "with --prompt: top-p (1: off)");
 ABSL_FLAG(double, min_p, 0.05, "with --prompt: min-p (0: off)");
 ABSL_FLAG(double, repeat_penalty, 1.0, "with --prompt: repetition penalty (1: off)");
 ABSL_FLAG(uint64_t, seed, 0, "with --prompt: sampling seed");
+ABSL_FLAG(std::string, port_file, "",
+          "write the bound port to this file once serving starts (for --port 0 / --listen :0)");
 ABSL_FLAG(bool, verbose, false, "log coordinator and worker events to stderr");
 
 namespace {
@@ -105,6 +108,11 @@ int main(int argc, char** argv) {
     return Fail(absl::DeadlineExceededError("the model did not load within 30 minutes"));
   }
 
+  if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
+    if (auto s = bitnet::serving::WritePortFile(pf, (*coordinator)->port()); !s.ok()) {
+      return Fail(s);
+    }
+  }
   int rc = 0;
   if (one_shot) {
     bitnet::serving::InferenceClient client(address);

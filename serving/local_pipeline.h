@@ -1,0 +1,61 @@
+// A model split into pipeline stages inside one process, with the hidden
+// states passing between stages through the activation wire format: the
+// distributed pipeline's numerics without the network. bitnet-bench-serve
+// uses it to measure the wire format's effect on the logits, and the tests
+// use it as the reference a real cluster must reproduce token for token.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/sampler.h"
+#include "engine/stage_engine.h"
+#include "model/gguf.h"
+#include "model/tokenizer.h"
+#include "serving/activation_codec.h"
+
+namespace bitnet::serving {
+
+class LocalPipeline {
+ public:
+  // `bounds` = {0, b1, ..., n_layer}: stage i runs layers [bounds[i], bounds[i+1]).
+  static absl::StatusOr<std::unique_ptr<LocalPipeline>> Create(const gguf::File& file,
+                                                               std::vector<int> bounds,
+                                                               const EngineOptions& options,
+                                                               WireFormat wire);
+  int n_stages() const { return static_cast<int>(stages_.size()); }
+  const ModelConfig& config() const { return stages_.front()->config(); }
+
+  // Runs `rows` through every stage; `logits` gets the rows with want_logits
+  // (count x n_vocab), as the last stage computes them.
+  absl::Status Forward(std::span<const BatchRow> rows, std::vector<float>* logits);
+  void Free(SeqId seq);
+
+ private:
+  std::vector<std::unique_ptr<StageEngine>> stages_;
+  WireFormat wire_;
+  std::vector<float> hidden_;
+  v1::Activations wire_buf_;
+};
+
+struct PipelineRun {
+  std::vector<TokenId> tokens;             // generated (an end-of-generation token included)
+  std::vector<std::vector<float>> logits;  // per generated token, when kept
+};
+
+// Generation as the coordinator schedules one sequence: the prompt in
+// chunks of `prefill_chunk` rows, then one row per step; the sampler sees
+// every fed token (prompt included) as its history. Stops after an
+// end-of-generation token (when `tokenizer` is given) or `max_tokens`.
+// With `forced` non-empty the tokens fed back are forced[i] instead of the
+// sampled ones (teacher forcing; `tokens` still records what was sampled).
+absl::StatusOr<PipelineRun> RunGeneration(LocalPipeline& pipeline, SeqId seq,
+                                          std::span<const TokenId> prompt,
+                                          const SamplingParams& sampling, int max_tokens,
+                                          const Tokenizer* tokenizer, int prefill_chunk,
+                                          bool keep_logits,
+                                          std::span<const TokenId> forced = {});
+
+}  // namespace bitnet::serving
