@@ -4,28 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
 
-#include "absl/strings/str_cat.h"
+#include "kernels/kernel_variant.h"
+#include "kernels/ternary_kernel.h"
 
 namespace bitnet::kernels {
-
-std::string_view ActQuantName(ActQuant q) {
-  switch (q) {
-    case ActQuant::kPerToken: return "per-token";
-    case ActQuant::kQ8K: return "q8k";
-    case ActQuant::kNone: return "none";
-  }
-  return "unknown";
-}
-
-absl::StatusOr<ActQuant> ActQuantFromName(std::string_view name) {
-  if (name == "per-token") return ActQuant::kPerToken;
-  if (name == "q8k") return ActQuant::kQ8K;
-  if (name == "none") return ActQuant::kNone;
-  return absl::InvalidArgumentError(absl::StrCat("unknown activation quantization '", std::string(name),
-                                                 "'; use per-token, q8k or none"));
-}
 
 namespace {
 
@@ -77,8 +60,11 @@ float QuantizeBlockQ8K(const float* x, int64_t len, int8_t* q) {
   return 1.0f / iscale;
 }
 
-void QuantizeActsReference(const float* x, int64_t n, int64_t cols, ActQuant mode,
-                           QuantizedActs* out) {
+namespace {
+
+void QuantizeActsWith(float (*per_token)(const float*, int64_t, int8_t*, int32_t*),
+                      float (*q8k_block)(const float*, int64_t, int8_t*), const float* x,
+                      int64_t n, int64_t cols, ActQuant mode, QuantizedActs* out) {
   out->mode = mode;
   out->n = n;
   out->cols = cols;
@@ -96,7 +82,7 @@ void QuantizeActsReference(const float* x, int64_t n, int64_t cols, ActQuant mod
       out->row_sum.resize(n);
       for (int64_t i = 0; i < n; ++i) {
         out->scale[i] =
-            QuantizeRowPerToken(x + i * cols, cols, out->q.data() + i * cols, &out->row_sum[i]);
+            per_token(x + i * cols, cols, out->q.data() + i * cols, &out->row_sum[i]);
       }
       return;
     case ActQuant::kQ8K: {
@@ -108,7 +94,7 @@ void QuantizeActsReference(const float* x, int64_t n, int64_t cols, ActQuant mod
           const int64_t c0 = b * kQ8KBlock;
           const int64_t len = std::min(kQ8KBlock, cols - c0);
           out->scale[i * nb + b] =
-              QuantizeBlockQ8K(x + i * cols + c0, len, out->q.data() + i * cols + c0);
+              q8k_block(x + i * cols + c0, len, out->q.data() + i * cols + c0);
         }
       }
       return;
@@ -116,8 +102,16 @@ void QuantizeActsReference(const float* x, int64_t n, int64_t cols, ActQuant mod
   }
 }
 
+}  // namespace
+
 void QuantizeActs(const float* x, int64_t n, int64_t cols, ActQuant mode, QuantizedActs* out) {
-  QuantizeActsReference(x, n, cols, mode, out);
+  const TernaryKernelOps* ops = KernelOpsFor(ActiveKernelVariant());
+  QuantizeActsWith(ops->quantize_row_per_token, ops->quantize_block_q8k, x, n, cols, mode, out);
+}
+
+void QuantizeActsReference(const float* x, int64_t n, int64_t cols, ActQuant mode,
+                           QuantizedActs* out) {
+  QuantizeActsWith(QuantizeRowPerToken, QuantizeBlockQ8K, x, n, cols, mode, out);
 }
 
 }  // namespace bitnet::kernels

@@ -1,10 +1,160 @@
-// Entry points of the matrix products: pick the variant for this CPU.
+// TernaryMatMul: prepares the activations once per call (ActPlan), then runs
+// the selected variant over the output rows on the kernel thread pool.
 #include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/kernel_variant.h"
+#include "kernels/packed_ternary.h"
+#include "kernels/ternary_kernel.h"
+#include "kernels/thread_pool.h"
 
 namespace bitnet::kernels {
 
+namespace {
+
+// Segment sums stay exact in int32 for rows up to this length (the AND-mask
+// kernels hold 64 * sum(field * q) in a lane).
+constexpr int64_t kMaxPackedCols = int64_t{1} << 18;
+
+// Per-thread scratch reused across calls: no allocation once warmed up.
+struct PlanScratch {
+  std::vector<int8_t> q;
+  std::vector<int32_t> seg_begin, seg_wblock, seg_qsum;
+  std::vector<float> seg_scale;
+};
+
+// Fills `plan` for x against w; false if the packed kernels cannot express
+// these segments (a scale block that is not a multiple of 16 columns, or an
+// over-long row), in which case the caller uses the reference.
+bool BuildPlan(const PackedTernary& w, const QuantizedActs& x, PlanScratch& s, ActPlan* plan) {
+  if (w.cols > kMaxPackedCols) return false;
+  plan->mode = x.mode;
+  plan->n = x.n;
+  plan->cols = x.cols;
+  plan->groups = w.groups;
+  s.seg_begin.clear();
+  s.seg_wblock.clear();
+  for (int64_t c0 = 0; c0 < w.cols;) {
+    int64_t c1 = (c0 / w.scale_block + 1) * w.scale_block;
+    if (x.mode == ActQuant::kQ8K) c1 = std::min(c1, (c0 / kQ8KBlock + 1) * kQ8KBlock);
+    c1 = std::min(c1, w.cols);
+    if (c1 != w.cols && c1 % kGroupCols != 0) return false;
+    s.seg_begin.push_back(static_cast<int32_t>(c0 / kGroupCols));
+    s.seg_wblock.push_back(static_cast<int32_t>(c0 / w.scale_block));
+    c0 = c1;
+  }
+  const int nseg = static_cast<int>(s.seg_begin.size());
+  s.seg_begin.push_back(static_cast<int32_t>(w.groups));
+  plan->nseg = nseg;
+  plan->seg_begin = s.seg_begin.data();
+  plan->seg_wblock = s.seg_wblock.data();
+  if (x.mode == ActQuant::kNone) {
+    plan->x = x.x.data();
+    return true;
+  }
+  // Activations zero-padded to whole groups (a copy only when needed).
+  const int64_t stride = w.groups * kGroupCols;
+  if (stride == x.cols) {
+    plan->q = x.q.data();
+  } else {
+    s.q.assign(static_cast<size_t>(x.n * stride), 0);
+    for (int64_t i = 0; i < x.n; ++i) {
+      std::memcpy(s.q.data() + i * stride, x.q.data() + i * x.cols, x.cols);
+    }
+    plan->q = s.q.data();
+  }
+  plan->q_stride = stride;
+  s.seg_scale.resize(static_cast<size_t>(x.n * nseg));
+  s.seg_qsum.resize(static_cast<size_t>(x.n * nseg));
+  const int64_t nb = (x.cols + kQ8KBlock - 1) / kQ8KBlock;
+  for (int64_t i = 0; i < x.n; ++i) {
+    const int8_t* q = x.q.data() + i * x.cols;
+    for (int seg = 0; seg < nseg; ++seg) {
+      const int64_t c0 = int64_t{s.seg_begin[seg]} * kGroupCols;
+      const int64_t c1 = std::min(int64_t{s.seg_begin[seg + 1]} * kGroupCols, x.cols);
+      int32_t sum = 0;
+      for (int64_t c = c0; c < c1; ++c) sum += q[c];
+      s.seg_qsum[i * nseg + seg] = sum;
+      s.seg_scale[i * nseg + seg] =
+          x.mode == ActQuant::kPerToken ? x.scale[i] : x.scale[i * nb + c0 / kQ8KBlock];
+    }
+  }
+  plan->seg_scale = s.seg_scale.data();
+  plan->seg_qsum = s.seg_qsum.data();
+  return true;
+}
+
+bool ShapesMatch(const TernaryMatrix& w, const QuantizedActs& x) {
+  if (x.cols != w.cols || x.n < 0) return false;
+  const size_t elems = static_cast<size_t>(x.n * x.cols);
+  if (x.mode == ActQuant::kNone) return x.x.size() >= elems;
+  const size_t scales = x.mode == ActQuant::kPerToken
+                            ? static_cast<size_t>(x.n)
+                            : static_cast<size_t>(x.n * ((x.cols + kQ8KBlock - 1) / kQ8KBlock));
+  return x.q.size() >= elems && x.scale.size() >= scales;
+}
+
+void WarnOnce(bool& warned, const char* message) {
+  if (!warned) {
+    warned = true;
+    std::fprintf(stderr, "warning: %s\n", message);
+  }
+}
+
+}  // namespace
+
+const TernaryKernelOps* KernelOpsFor(KernelVariant v) {
+  switch (v) {
+    case KernelVariant::kScalar: return ScalarKernelOps();
+    case KernelVariant::kAvx2: return Avx2KernelOps();
+    case KernelVariant::kAvxVnni: return AvxVnniKernelOps();
+    case KernelVariant::kAvx512: return Avx512KernelOps();
+    case KernelVariant::kNeon: return NeonKernelOps();
+    case KernelVariant::kNeonDot: return NeonDotKernelOps();
+  }
+  return nullptr;
+}
+
+void TernaryMatMul(const TernaryMatrix& w, const QuantizedActs& x, float* y, ThreadPool& pool) {
+  if (x.n <= 0 || w.rows <= 0) return;
+  if (!ShapesMatch(w, x)) {
+    static bool warned = false;
+    WarnOnce(warned, "TernaryMatMul: activations do not match the matrix; output set to NaN");
+    std::fill(y, y + x.n * w.rows, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  if (w.cols == 0) {
+    std::fill(y, y + x.n * w.rows, 0.0f);
+    return;
+  }
+  thread_local PlanScratch scratch;
+  ActPlan plan;
+  if (!w.packed || !BuildPlan(*w.packed, x, scratch, &plan)) {
+    static bool warned = false;
+    if (!w.packed) {
+      WarnOnce(warned, "TernaryMatMul on a matrix without its packed form (call "
+                       "PrepareForKernels at load): using the slow reference");
+    }
+    TernaryMatMulReference(w, x, y);
+    return;
+  }
+  const PackedTernary& p = *w.packed;
+  if (x.mode == ActQuant::kNone) {
+    pool.ParallelFor(p.tiles, [&](int64_t b, int64_t e) { TernaryTilesFloatActs(p, plan, b, e, y); });
+    return;
+  }
+  const TernaryKernelOps* ops = KernelOpsFor(ActiveKernelVariant());
+  pool.ParallelFor(p.tiles, [&](int64_t b, int64_t e) { ops->tiles(p, plan, b, e, y); });
+}
+
 void TernaryMatMul(const TernaryMatrix& w, const QuantizedActs& x, float* y) {
-  TernaryMatMulReference(w, x, y);
+  TernaryMatMul(w, x, y, KernelPool());
 }
 
 void DenseMatMul(const DenseMatrix& w, const float* x, int64_t n, float* y) {

@@ -1,0 +1,26 @@
+// Names of the activation quantization modes (flags, logs, model metadata).
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/activation_quant.h"
+
+namespace bitnet::kernels {
+
+std::string_view ActQuantName(ActQuant q) {
+  switch (q) {
+    case ActQuant::kPerToken: return "per-token";
+    case ActQuant::kQ8K: return "q8k";
+    case ActQuant::kNone: return "none";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ActQuant> ActQuantFromName(std::string_view name) {
+  if (name == "per-token") return ActQuant::kPerToken;
+  if (name == "q8k") return ActQuant::kQ8K;
+  if (name == "none") return ActQuant::kNone;
+  return absl::InvalidArgumentError(absl::StrCat("unknown activation quantization '", std::string(name),
+                                                 "'; use per-token, q8k or none"));
+}
+
+}  // namespace bitnet::kernels

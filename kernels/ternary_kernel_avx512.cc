@@ -1,0 +1,261 @@
+// AVX-512 (F/BW/VL/DQ) + VNNI variant. Compiled with per-function target
+// attributes so the rest of the binary stays baseline x86-64.
+//
+// Batch 1 (decode): each 64-byte block is masked four times (0x03, 0x0C,
+// 0x30, 0xC0) and fed straight to vpdpbusd with the matching four
+// activations broadcast: two ops per 64 MACs and no shifts. The four
+// accumulators hold the field sums times 1, 4, 16 and 64; they are shifted
+// back once per segment. Two tiles run together to share the broadcasts
+// and hide the vpdpbusd latency.
+// Batches (prefill, batched decode): the fields are decoded once per block
+// (shift + mask) and reused for up to 8 tokens.
+#include "kernels/ternary_kernel.h"
+
+#if defined(__x86_64__)
+
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own
+// _mm512_undefined_* helpers; the warnings are about the headers, not us.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#define BITNET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+namespace bitnet::kernels {
+
+namespace {
+
+BITNET_AVX512 inline __m512i Bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+BITNET_AVX512 inline void StoreLanes(const PackedTernary& w, int64_t tile, __m512 v, float* y_i) {
+  const int64_t r0 = tile * kTileRows;
+  const int64_t count = w.rows - r0;
+  if (count >= kTileRows) {
+    _mm512_storeu_ps(y_i + r0, v);
+  } else {
+    _mm512_mask_storeu_ps(y_i + r0, static_cast<__mmask16>((1u << count) - 1), v);
+  }
+}
+
+// Tiles t .. t+NT-1, one token.
+template <int NT>
+BITNET_AVX512 void Gemv(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i,
+                        float* y_i) {
+  const uint8_t* tile[NT];
+  const float* ws[NT];
+  for (int k = 0; k < NT; ++k) {
+    tile[k] = w.tile_codes(t + k);
+    ws[k] = w.tile_scales(t + k);
+  }
+  const int8_t* q = a.q + i * a.q_stride;
+  const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);
+  const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8(static_cast<char>(0xC0));
+  __m512 facc[NT];
+  for (int k = 0; k < NT; ++k) facc[k] = _mm512_setzero_ps();
+  for (int s = 0; s < a.nseg; ++s) {
+    __m512i acc[NT][4];
+    for (int k = 0; k < NT; ++k)
+      for (int j = 0; j < 4; ++j) acc[k][j] = _mm512_setzero_si512();
+    const int64_t g1 = a.seg_begin[s + 1];
+    for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
+      const int8_t* qg = q + g * kGroupCols;
+      const __m512i b0 = Bcast4(qg), b1 = Bcast4(qg + 4), b2 = Bcast4(qg + 8),
+                    b3 = Bcast4(qg + 12);
+#pragma GCC unroll 2
+      for (int k = 0; k < NT; ++k) {
+        const __m512i v = _mm512_load_si512(tile[k] + g * kBlockBytes);
+        acc[k][0] = _mm512_dpbusd_epi32(acc[k][0], _mm512_and_si512(v, m0), b0);
+        acc[k][1] = _mm512_dpbusd_epi32(acc[k][1], _mm512_and_si512(v, m1), b1);
+        acc[k][2] = _mm512_dpbusd_epi32(acc[k][2], _mm512_and_si512(v, m2), b2);
+        acc[k][3] = _mm512_dpbusd_epi32(acc[k][3], _mm512_and_si512(v, m3), b3);
+      }
+    }
+    const __m512 da = _mm512_set1_ps(a.seg_scale[i * a.nseg + s]);
+    const __m512i qsum = _mm512_set1_epi32(a.seg_qsum[i * a.nseg + s]);
+    for (int k = 0; k < NT; ++k) {
+      __m512i isum = _mm512_add_epi32(acc[k][0], _mm512_srai_epi32(acc[k][1], 2));
+      isum = _mm512_add_epi32(isum, _mm512_srai_epi32(acc[k][2], 4));
+      isum = _mm512_add_epi32(isum, _mm512_srai_epi32(acc[k][3], 6));
+      isum = _mm512_sub_epi32(isum, qsum);
+      const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws[k] + a.seg_wblock[s] * kTileRows));
+      facc[k] = _mm512_add_ps(facc[k], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), d));
+    }
+  }
+  for (int k = 0; k < NT; ++k) StoreLanes(w, t + k, facc[k], y_i);
+}
+
+// Tiles t .. t+NT-1, tokens i0 .. i0+T-1.
+template <int NT, int T>
+BITNET_AVX512 void Gemm(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i0,
+                        float* y) {
+  const uint8_t* tile[NT];
+  const float* ws[NT];
+  for (int k = 0; k < NT; ++k) {
+    tile[k] = w.tile_codes(t + k);
+    ws[k] = w.tile_scales(t + k);
+  }
+  const __m512i m = _mm512_set1_epi8(0x03);
+  alignas(64) float facc[NT][T][kTileRows] = {};
+  for (int s = 0; s < a.nseg; ++s) {
+    __m512i acc[NT][T];
+    for (int k = 0; k < NT; ++k)
+      for (int u = 0; u < T; ++u) acc[k][u] = _mm512_setzero_si512();
+    const int64_t g1 = a.seg_begin[s + 1];
+    for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
+      __m512i f[NT][4];
+      for (int k = 0; k < NT; ++k) {
+        const __m512i v = _mm512_load_si512(tile[k] + g * kBlockBytes);
+        f[k][0] = _mm512_and_si512(v, m);
+        f[k][1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m);
+        f[k][2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+        f[k][3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m);
+      }
+      const int8_t* qg = a.q + i0 * a.q_stride + g * kGroupCols;
+#pragma GCC unroll 8
+      for (int u = 0; u < T; ++u) {
+#pragma GCC unroll 4
+        for (int sub = 0; sub < 4; ++sub) {
+          const __m512i b = Bcast4(qg + u * a.q_stride + 4 * sub);
+#pragma GCC unroll 2
+          for (int k = 0; k < NT; ++k) acc[k][u] = _mm512_dpbusd_epi32(acc[k][u], f[k][sub], b);
+        }
+      }
+    }
+    for (int u = 0; u < T; ++u) {
+      const int64_t idx = (i0 + u) * a.nseg + s;
+      const __m512 da = _mm512_set1_ps(a.seg_scale[idx]);
+      const __m512i qsum = _mm512_set1_epi32(a.seg_qsum[idx]);
+      for (int k = 0; k < NT; ++k) {
+        const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws[k] + a.seg_wblock[s] * kTileRows));
+        const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[k][u], qsum)), d);
+        _mm512_store_ps(facc[k][u], _mm512_add_ps(_mm512_load_ps(facc[k][u]), p));
+      }
+    }
+  }
+  for (int u = 0; u < T; ++u)
+    for (int k = 0; k < NT; ++k) StoreLanes(w, t + k, _mm512_load_ps(facc[k][u]), y + (i0 + u) * w.rows);
+}
+
+template <int NT>
+BITNET_AVX512 void GemmTokens(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i0,
+                              int64_t count, float* y) {
+  switch (count) {
+    case 1: return Gemm<NT, 1>(w, a, t, i0, y);
+    case 2: return Gemm<NT, 2>(w, a, t, i0, y);
+    case 3: return Gemm<NT, 3>(w, a, t, i0, y);
+    case 4: return Gemm<NT, 4>(w, a, t, i0, y);
+    case 5: return Gemm<NT, 5>(w, a, t, i0, y);
+    case 6: return Gemm<NT, 6>(w, a, t, i0, y);
+    case 7: return Gemm<NT, 7>(w, a, t, i0, y);
+    default: return Gemm<NT, 8>(w, a, t, i0, y);
+  }
+}
+
+// Rows of weights kept hot in L2 while every token block passes over them.
+constexpr int64_t kChunkBytes = 256 << 10;
+
+BITNET_AVX512 void Avx512Tiles(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t1,
+                               float* y) {
+  if (a.n == 1) {
+    int64_t t = t0;
+    for (; t + 2 <= t1; t += 2) Gemv<2>(w, a, t, 0, y);
+    if (t < t1) Gemv<1>(w, a, t, 0, y);
+    return;
+  }
+  const int64_t tile_bytes = w.groups * kBlockBytes;
+  const int64_t chunk = std::max<int64_t>(2, kChunkBytes / tile_bytes / 2 * 2);
+  for (int64_t c0 = t0; c0 < t1; c0 += chunk) {
+    const int64_t c1 = std::min(t1, c0 + chunk);
+    for (int64_t i0 = 0; i0 < a.n; i0 += 8) {
+      const int64_t count = std::min<int64_t>(8, a.n - i0);
+      int64_t t = c0;
+      for (; t + 2 <= c1; t += 2) GemmTokens<2>(w, a, t, i0, count, y);
+      if (t < c1) GemmTokens<1>(w, a, t, i0, count, y);
+    }
+  }
+}
+
+// --- activation quantization ------------------------------------------------
+
+BITNET_AVX512 inline __mmask16 TailMask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+BITNET_AVX512 float AbsMax(const float* x, int64_t len) {
+  __m512 vmax = _mm512_setzero_ps();
+  for (int64_t c = 0; c < len; c += 16) {
+    const __m512 v = _mm512_abs_ps(_mm512_maskz_loadu_ps(TailMask(len - c), x + c));
+    vmax = _mm512_max_ps(v, vmax);  // a NaN in v yields vmax: NaN is ignored
+  }
+  return _mm512_reduce_max_ps(vmax);
+}
+
+// q = clamp(rne(x * s)) for len values; returns the sum of q.
+BITNET_AVX512 int32_t RoundScale(const float* x, int64_t len, float s, int8_t* q) {
+  const __m512 vs = _mm512_set1_ps(s);
+  const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t c = 0; c < len; c += 16) {
+    const __mmask16 m = TailMask(len - c);
+    __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), vs),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);  // NaN -> -128, as the reference
+    const __m512i qi = _mm512_maskz_cvtps_epi32(m, r);
+    sum = _mm512_add_epi32(sum, qi);
+    _mm512_mask_cvtepi32_storeu_epi8(q + c, m, qi);
+  }
+  return _mm512_reduce_add_epi32(sum);
+}
+
+BITNET_AVX512 float Avx512QuantizeRowPerToken(const float* x, int64_t cols, int8_t* q,
+                                              int32_t* row_sum) {
+  const float amax = AbsMax(x, cols);
+  const float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+  *row_sum = RoundScale(x, cols, s, q);
+  return 1.0f / s;
+}
+
+BITNET_AVX512 float Avx512QuantizeBlockQ8K(const float* x, int64_t len, int8_t* q) {
+  const float amax = AbsMax(x, len);
+  if (amax == 0.0f) {
+    std::memset(q, 0, static_cast<size_t>(len));
+    return 0.0f;
+  }
+  // The first element whose magnitude is amax carries the sign (ggml).
+  float xmax = 0.0f;
+  const __m512 va = _mm512_set1_ps(amax);
+  for (int64_t c = 0; c < len; c += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(TailMask(len - c), x + c);
+    const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(v), va, _CMP_EQ_OQ);
+    if (hit) {
+      xmax = x[c + __builtin_ctz(hit)];
+      break;
+    }
+  }
+  const float iscale = -127.0f / xmax;
+  RoundScale(x, len, iscale, q);
+  return 1.0f / iscale;
+}
+
+const TernaryKernelOps kAvx512Ops = {Avx512Tiles, Avx512QuantizeRowPerToken,
+                                     Avx512QuantizeBlockQ8K};
+
+}  // namespace
+
+const TernaryKernelOps* Avx512KernelOps() { return &kAvx512Ops; }
+
+}  // namespace bitnet::kernels
+
+#else
+
+namespace bitnet::kernels {
+const TernaryKernelOps* Avx512KernelOps() { return nullptr; }
+}  // namespace bitnet::kernels
+
+#endif
