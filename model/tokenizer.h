@@ -22,7 +22,7 @@ enum class TokenType : int32_t {
 };
 
 struct TokenizerData {
-  std::string model;                  // "gpt2"
+  std::string model;                  // "gpt2" (byte-level BPE) or "llama" (SentencePiece)
   std::string pre;                    // "gpt-2", "llama-bpe", "default", ...
   std::vector<std::string> tokens;    // in GPT-2 byte-to-unicode form
   std::vector<TokenType> types;       // empty = all normal
@@ -30,6 +30,11 @@ struct TokenizerData {
   TokenId bos = -1, eos = -1, eot = -1, pad = -1, unk = -1;
   bool add_bos = true;
   bool add_eos = false;
+  // SentencePiece-style vocabularies (model "llama"): one merge priority per
+  // token (tokenizer.ggml.scores; empty = all 0) and whether a space is put
+  // before the text (tokenizer.ggml.add_space_prefix).
+  std::vector<float> scores;
+  bool add_space_prefix = true;
 };
 
 // Immutable once created: every const method may be called from many threads.
