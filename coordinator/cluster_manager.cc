@@ -171,6 +171,10 @@ grpc::Status ClusterManager::GetClusterStatus(grpc::ServerContext*,
   resp->set_inflight_batches(s.inflight_batches);
   resp->set_tokens_generated(s.tokens_generated);
   resp->set_requests_finished(s.requests_finished);
+  resp->set_batches_completed(s.batches_completed);
+  resp->set_batch_round_trip_seconds(s.batch_round_trip_seconds);
+  resp->set_batch_compute_seconds(s.batch_compute_seconds);
+  resp->set_n_stages(s.n_stages);
   return grpc::Status::OK;
 }
 

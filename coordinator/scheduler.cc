@@ -35,6 +35,7 @@ struct Scheduler::Inflight {
     bool samples = false;
   };
   std::vector<Entry> entries;
+  absl::Time formed;
 };
 
 Scheduler::Scheduler(SchedulerOptions options, const Tokenizer* tokenizer, int64_t n_ctx)
@@ -124,6 +125,10 @@ Scheduler::Stats Scheduler::stats() const {
   s.inflight_batches = static_cast<int>(inflight_.size());
   s.tokens_generated = tokens_generated_;
   s.requests_finished = requests_finished_;
+  s.batches_completed = batches_completed_;
+  s.batch_round_trip_seconds = round_trip_seconds_;
+  s.batch_compute_seconds = compute_seconds_;
+  s.n_stages = attached_ ? n_stages_ : 0;
   return s;
 }
 
@@ -193,6 +198,9 @@ void Scheduler::HandleResult(const v1::StageFrame& frame, absl::Time now) {
   if (it == inflight_.end()) return;
   std::unique_ptr<Inflight> batch = std::move(it->second);
   inflight_.erase(it);
+  ++batches_completed_;
+  round_trip_seconds_ += absl::ToDoubleSeconds(now - batch->formed);
+  for (const v1::StageTiming& t : frame.timings()) compute_seconds_ += t.compute_us() * 1e-6;
 
   int expected = 0;
   for (const auto& e : batch->entries) expected += e.samples ? 1 : 0;
@@ -347,6 +355,7 @@ void Scheduler::FormFrames(std::vector<v1::StageFrame>* out) {
     frame.set_epoch(epoch_);
     frame.set_batch_id(batch_id);
     auto batch = std::make_unique<Inflight>();
+    batch->formed = absl::Now();
     int tokens = 0;
     size_t seqs = 0;
     while (i < ready.size() && seqs < group && tokens < options_.max_batch_tokens) {

@@ -72,6 +72,13 @@ class Scheduler {
     int inflight_batches = 0;
     uint64_t tokens_generated = 0;
     uint64_t requests_finished = 0;
+    // Micro-batches back from the pipeline, with their summed round-trip
+    // time (formed -> result handled) and summed stage compute time: the
+    // difference is what the network and the thread hand-offs cost.
+    uint64_t batches_completed = 0;
+    double batch_round_trip_seconds = 0;
+    double batch_compute_seconds = 0;
+    int n_stages = 0;
   };
   Stats stats() const;
   int64_t n_ctx() const { return n_ctx_; }
@@ -117,6 +124,9 @@ class Scheduler {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t tokens_generated_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t requests_finished_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t batches_completed_ ABSL_GUARDED_BY(mu_) = 0;
+  double round_trip_seconds_ ABSL_GUARDED_BY(mu_) = 0;
+  double compute_seconds_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
