@@ -296,6 +296,25 @@ TEST(SynthModelTest, PresetsAreValidAndReportSizes) {
   EXPECT_FALSE(synth::Preset("13b").ok());
 }
 
+TEST(SynthModelTest, ThreadsDoNotChangeTheBytes) {
+  TempDir dir;
+  // Big enough that token_embd and the FFN tensors span more than one slice
+  // (4 Mi elements), so slices are made on several threads.
+  auto spec = SmallSpec(ggml::Type::kI2S);
+  spec.n_vocab = 20000;
+  spec.n_ff = 256 * 80;
+  spec.n_layer = 1;
+  ASSERT_TRUE(synth::WriteSynthModel(spec, dir.File("1.gguf"), nullptr, 1).ok());
+  ASSERT_TRUE(synth::WriteSynthModel(spec, dir.File("3.gguf"), nullptr, 3).ok());
+  EXPECT_TRUE(ReadFileBytes(dir.File("1.gguf")) == ReadFileBytes(dir.File("3.gguf")));
+  // Multi-slice I2_S tensors still decode to codes in {-1,0,1} with the scale.
+  auto f = gguf::File::Open(dir.File("3.gguf"));
+  ASSERT_TRUE(f.ok());
+  const gguf::TensorInfo* up = (*f)->FindTensor("blk.0.ffn_up.weight");
+  const Ternary t = ReadTernary(**f, *up);
+  EXPECT_EQ(t.scale, ggml::RoundToHalf(0.02f));
+}
+
 TEST(SynthModelTest, ProgressReachesTheEnd) {
   TempDir dir;
   synth::Progress last;

@@ -26,6 +26,7 @@ struct SynthFlags {
   float rope_base = 0, rms_eps = 0;
   bool tied = false, untied = false, quiet = false;
   uint64_t seed = 1234;
+  int32_t threads = 0;
 };
 
 void AddFlags(ArgParser& a, SynthFlags& f) {
@@ -54,6 +55,8 @@ void AddFlags(ArgParser& a, SynthFlags& f) {
   a.Flag("--untied", &f.untied,
          "write a separate output.weight (llama.cpp accepts it for arch llama only)");
   a.Uint64("--seed", &f.seed, "random seed (same seed, same weights in every type)");
+  a.Int32("-t,--threads", &f.threads, "threads generating weights (0: all; the output is the same)",
+          0, 1024);
   a.Flag("-q,--quiet", &f.quiet, "no progress output");
 }
 
@@ -110,11 +113,15 @@ class ProgressPrinter {
     const bool done = p.bytes_done == p.bytes_total && p.tensors_done == p.tensors_total;
     if (!done && now - last_ < std::chrono::milliseconds(500)) return;
     last_ = now;
-    const double gib = 1024.0 * 1024.0 * 1024.0;
-    const double pct = p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 100.0;
-    std::fprintf(stderr, "\r%s: [%3.0f%%] %.2f / %.2f GiB  tensor %zu/%zu %-28.*s", kProgram, pct,
-                 static_cast<double>(p.bytes_done) / gib, static_cast<double>(p.bytes_total) / gib,
-                 std::min(p.tensors_done + 1, p.tensors_total), p.tensors_total,
+    // GiB for big models, MiB for small ones.
+    const bool big = p.bytes_total >= (uint64_t{1} << 30);
+    const double unit = big ? 1024.0 * 1024.0 * 1024.0 : 1024.0 * 1024.0;
+    const double pct = p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) /
+                                           static_cast<double>(p.bytes_total)
+                                     : 100.0;
+    std::fprintf(stderr, "\r%s: [%3.0f%%] %.2f / %.2f %s  tensor %zu/%zu %-28.*s", kProgram, pct,
+                 static_cast<double>(p.bytes_done) / unit, static_cast<double>(p.bytes_total) / unit,
+                 big ? "GiB" : "MiB", std::min(p.tensors_done + 1, p.tensors_total), p.tensors_total,
                  static_cast<int>(p.tensor.size()), p.tensor.data());
     if (done) std::fprintf(stderr, "\n");
     std::fflush(stderr);
@@ -158,7 +165,7 @@ absl::Status Run(int argc, char** argv) {
   ProgressPrinter printer;
   synth::ProgressFn progress = nullptr;
   if (!f.quiet) progress = [&](const synth::Progress& p) { printer(p); };
-  return synth::WriteSynthModel(*spec, f.out, progress);
+  return synth::WriteSynthModel(*spec, f.out, progress, f.threads);
 }
 
 }  // namespace

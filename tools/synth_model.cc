@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -131,45 +132,78 @@ void FillValues(const TensorPlan& t, TensorRng& rng, int64_t n_rows, std::vector
 constexpr int64_t kChunkElems = int64_t{1} << 22;  // ~16 MiB of floats per slice
 constexpr size_t kI2sTrailer = 32;                 // f32 scale + padding
 
-// Streams one tensor: slices of rows are generated, encoded and handed to the
-// sink. Ternary and K-quant blocks run along rows, so encoding slice by slice
-// gives the bytes of encoding the whole tensor, except for I2_S, whose one
-// per-tensor scale trails the codes: its codes are written per slice and the
-// trailer (the scale, equal in every slice that has a non-zero) at the end.
-absl::Status StreamTensor(const TensorPlan& t, uint64_t seed, const gguf::Writer::ChunkSink& sink,
+// One slice of rows of a tensor, generated and encoded. Each slice has its
+// own random stream (seed, tensor, slice index) and the slice size depends
+// only on the shape, so the bytes do not depend on how many threads work.
+struct Slice {
+  std::vector<float> values;
+  std::vector<uint8_t> bytes;  // encoded; for I2_S without the trailer
+  std::array<uint8_t, kI2sTrailer> trailer{};
+  float scale = -1.f;  // I2_S: the scale in this slice's trailer
+  absl::Status status;
+};
+
+void MakeSlice(const TensorPlan& t, uint64_t seed, int64_t index, int64_t n_rows, Slice& out) {
+  TensorRng rng(SplitMix64(seed) ^ static_cast<uint64_t>(index), t.name);
+  FillValues(t, rng, n_rows, out.values);
+  if (t.type == ggml::Type::kF32) {
+    out.bytes.resize(out.values.size() * sizeof(float));
+    std::memcpy(out.bytes.data(), out.values.data(), out.bytes.size());
+    return;
+  }
+  absl::StatusOr<std::vector<uint8_t>> bytes = ggml::Quantize(t.type, out.values);
+  if (!bytes.ok()) {
+    out.status = bytes.status();
+    return;
+  }
+  out.bytes = *std::move(bytes);
+  if (t.type == ggml::Type::kI2S) {
+    const size_t len = out.bytes.size() - kI2sTrailer;
+    std::memcpy(out.trailer.data(), out.bytes.data() + len, kI2sTrailer);
+    std::memcpy(&out.scale, out.trailer.data(), sizeof out.scale);
+    out.bytes.resize(len);
+  }
+}
+
+// Streams one tensor: slices of rows are generated and encoded (`threads` at
+// a time) and handed to the sink in order. Ternary and K-quant blocks run
+// along rows, so encoding slice by slice gives the bytes of encoding the
+// whole tensor, except for I2_S, whose one per-tensor scale trails the codes:
+// its codes are written per slice and the trailer (the scale, the same in
+// every slice that has a non-zero) at the end.
+absl::Status StreamTensor(const TensorPlan& t, uint64_t seed, int threads,
+                          const gguf::Writer::ChunkSink& sink,
                           const std::function<void(uint64_t)>& advanced) {
-  TensorRng rng(seed, t.name);
   const int64_t cols = t.ne[0], rows = Rows(t);
   const int64_t rows_per_slice = std::max<int64_t>(1, kChunkElems / cols);
-  std::vector<float> values;
-  std::array<uint8_t, kI2sTrailer> trailer{};
-  float trailer_scale = -1.f;
-  for (int64_t r0 = 0; r0 < rows; r0 += rows_per_slice) {
-    const int64_t n = std::min(rows_per_slice, rows - r0);
-    FillValues(t, rng, n, values);
-    if (t.type == ggml::Type::kF32) {
-      if (absl::Status s = sink(values.data(), values.size() * sizeof(float)); !s.ok()) return s;
-      advanced(values.size() * sizeof(float));
-      continue;
-    }
-    absl::StatusOr<std::vector<uint8_t>> bytes = ggml::Quantize(t.type, values);
-    if (!bytes.ok()) return bytes.status();
-    size_t len = bytes->size();
-    if (t.type == ggml::Type::kI2S) {
-      len -= kI2sTrailer;
-      float scale;
-      std::memcpy(&scale, bytes->data() + len, sizeof scale);
-      if (scale > trailer_scale) {
-        trailer_scale = scale;
-        std::memcpy(trailer.data(), bytes->data() + len, kI2sTrailer);
+  const int64_t n_slices = (rows + rows_per_slice - 1) / rows_per_slice;
+  const int64_t wave = std::max<int64_t>(1, std::min<int64_t>(threads, n_slices));
+  std::vector<Slice> slices(static_cast<size_t>(wave));
+  Slice best;  // I2_S: the trailer with the largest scale
+  for (int64_t first = 0; first < n_slices; first += wave) {
+    const int64_t count = std::min(wave, n_slices - first);
+    auto make = [&](int64_t j) {
+      const int64_t r0 = (first + j) * rows_per_slice;
+      MakeSlice(t, seed, first + j, std::min(rows_per_slice, rows - r0), slices[static_cast<size_t>(j)]);
+    };
+    std::vector<std::thread> pool;
+    for (int64_t j = 1; j < count; ++j) pool.emplace_back(make, j);
+    make(0);
+    for (std::thread& th : pool) th.join();
+    for (int64_t j = 0; j < count; ++j) {
+      Slice& sl = slices[static_cast<size_t>(j)];
+      if (!sl.status.ok()) return sl.status;
+      if (absl::Status s = sink(sl.bytes.data(), sl.bytes.size()); !s.ok()) return s;
+      advanced(sl.bytes.size());
+      if (sl.scale > best.scale) {
+        best.scale = sl.scale;
+        best.trailer = sl.trailer;
       }
     }
-    if (absl::Status s = sink(bytes->data(), len); !s.ok()) return s;
-    advanced(len);
   }
   if (t.type == ggml::Type::kI2S) {
-    if (absl::Status s = sink(trailer.data(), trailer.size()); !s.ok()) return s;
-    advanced(trailer.size());
+    if (absl::Status s = sink(best.trailer.data(), best.trailer.size()); !s.ok()) return s;
+    advanced(best.trailer.size());
   }
   return absl::OkStatus();
 }
@@ -376,7 +410,8 @@ absl::Status AddSyntheticTokenizer(gguf::Writer& w, int64_t n_vocab) {
 // The file.
 
 absl::Status WriteSynthModel(const SynthSpec& spec, const std::string& path,
-                             const ProgressFn& progress) {
+                             const ProgressFn& progress, int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
   absl::StatusOr<uint64_t> total = TensorDataBytes(spec);
   if (!total.ok()) return total.status();
@@ -415,7 +450,7 @@ absl::Status WriteSynthModel(const SynthSpec& spec, const std::string& path,
       state.tensors_done = i;
       state.tensor = t.name;
       if (progress) progress(state);
-      absl::Status s = StreamTensor(t, spec.seed, sink, [&](uint64_t n) {
+      absl::Status s = StreamTensor(t, spec.seed, threads, sink, [&](uint64_t n) {
         state.bytes_done += n;
         if (progress) progress(state);
       });

@@ -76,9 +76,11 @@ using ProgressFn = std::function<void(const Progress&)>;
 absl::StatusOr<uint64_t> TensorDataBytes(const SynthSpec& spec);
 
 // Writes the model to `path`; `progress` (optional) is called as data is
-// written. The file is removed if writing fails.
+// written. `threads` generate slices of a tensor in parallel (0: all hardware
+// threads); the bytes do not depend on it. The file is removed if writing
+// fails.
 absl::Status WriteSynthModel(const SynthSpec& spec, const std::string& path,
-                             const ProgressFn& progress = nullptr);
+                             const ProgressFn& progress = nullptr, int threads = 0);
 
 // The GPT-2 byte-level tokenizer every synthetic model carries: the 256 byte
 // tokens (id = byte value), up to 32 common English merges, <s> and </s>,
