@@ -108,6 +108,9 @@ grpc::Status ClusterManager::RegisterWorker(grpc::ServerContext*,
                       w.capacity.bandwidth_bytes_per_s() / 1e9));
   resp->set_worker_id(w.id);
   resp->set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+  if (serving_ && options_.rebalance_on_join && replan_reason_.empty()) {
+    replan_reason_ = absl::StrCat("worker ", w.name, " joined");
+  }
   workers_.emplace(w.id, std::move(w));
   membership_changed_ = true;
   return grpc::Status::OK;
@@ -233,9 +236,9 @@ void ClusterManager::Loop() {
       }
       if (!serving_) {
         const int have = static_cast<int>(workers_.size());
-        if (have < options_.min_workers) {
-          SetState(absl::StrCat("waiting for workers (", have, " of ", options_.min_workers,
-                                " registered)"));
+        const int need = placed_once_ ? 1 : options_.min_workers;
+        if (have < need) {
+          SetState(absl::StrCat("waiting for workers (", have, " of ", need, " registered)"));
         } else if (now >= next_attempt_) {
           place = true;
         }
@@ -320,12 +323,21 @@ void ClusterManager::TryPlace() {
     loading_.clear();
   }
   for (int i = 0; i < n; ++i) {
-    if (!results[static_cast<size_t>(i)].ok()) {
-      const WorkerRec& w = workers[static_cast<size_t>((*plan)[static_cast<size_t>(i)].worker)];
-      fail(absl::StrCat("loading failed on worker ", w.name, ": ",
-                        results[static_cast<size_t>(i)].message(), " (retrying)"));
+    const absl::Status& r = results[static_cast<size_t>(i)];
+    if (r.ok()) continue;
+    const WorkerRec& w = workers[static_cast<size_t>((*plan)[static_cast<size_t>(i)].worker)];
+    if (absl::IsUnavailable(r)) {
+      // Unreachable: drop it now rather than after its heartbeats time out
+      // (a live worker registers again by itself).
+      absl::MutexLock lock(&mu_);
+      workers_.erase(w.id);
+      next_attempt_ = absl::InfinitePast();
+      SetState(absl::StrCat("worker ", w.name, " is unreachable (", r.message(),
+                            "); placing without it"));
       return;
     }
+    fail(absl::StrCat("loading failed on worker ", w.name, ": ", r.message(), " (retrying)"));
+    return;
   }
 
   const std::string first = workers[static_cast<size_t>((*plan)[0].worker)].address;
@@ -354,6 +366,7 @@ void ClusterManager::TryPlace() {
   }
   stage0_ = link;
   serving_ = true;
+  placed_once_ = true;
   n_stages_ = n;
   scheduler_->AttachPipeline(epoch, n, [link](const v1::StageFrame& f) { return link->Send(f); });
   SetState(absl::StrCat("serving (epoch ", epoch, ", ", n, " stages): ",

@@ -28,7 +28,14 @@ namespace bitnet::coordinator {
 
 struct ClusterOptions {
   std::string model_path;
-  int min_workers = 1;  // place the model once this many workers registered
+  // Place the model once this many workers registered. After the first
+  // placement a lost worker triggers a new placement on the workers left
+  // (if the model fits on them) instead of waiting for this many again.
+  int min_workers = 1;
+  // Place again when a worker joins a serving cluster, to use it (reloads
+  // the stages whose range changes; running sequences are re-prefilled).
+  // Off: newcomers stay on standby until a worker is lost.
+  bool rebalance_on_join = false;
   serving::WireFormat wire;
   int64_t n_ctx = 0;
   std::string kv_type = "f16";
@@ -101,6 +108,7 @@ class ClusterManager final : public v1::Cluster::Service, public serving::FrameS
   std::string state_ ABSL_GUARDED_BY(mu_);
   std::string replan_reason_ ABSL_GUARDED_BY(mu_);  // non-empty: place again
   bool membership_changed_ ABSL_GUARDED_BY(mu_) = false;
+  bool placed_once_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::shared_ptr<serving::StageSender> stage0_ ABSL_GUARDED_BY(mu_);
   std::vector<grpc::ClientContext*> loading_ ABSL_GUARDED_BY(mu_);

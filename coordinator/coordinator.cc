@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptio
   ClusterOptions co;
   co.model_path = c.options.model_path;
   co.min_workers = c.options.min_workers;
+  co.rebalance_on_join = c.options.rebalance_on_join;
   co.wire = *wire;
   co.n_ctx = n_ctx;
   co.kv_type = c.options.kv_type;

@@ -19,6 +19,7 @@ struct CoordinatorOptions {
   std::string listen = "0.0.0.0:50051";  // port 0: any free port
   std::string model_name;                // default: general.name, else the file name
   int min_workers = 1;                   // place the model once this many registered
+  bool rebalance_on_join = false;        // place again when a worker joins
   std::string wire = "int8";             // activation wire format (see activation_codec.h)
   int64_t n_ctx = 0;                     // 0: the model's training context
   std::string kv_type = "f16";

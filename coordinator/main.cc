@@ -17,6 +17,9 @@ ABSL_FLAG(std::string, model, "", "GGUF model path (workers open the same path o
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "address to serve on");
 ABSL_FLAG(std::string, name, "", "model name in the API (default: from the file)");
 ABSL_FLAG(int, workers, 1, "place the model once this many workers registered");
+ABSL_FLAG(bool, rebalance_on_join, false,
+          "place the model again when a worker joins (reloads changed stages); default: "
+          "newcomers wait on standby and replace lost workers");
 ABSL_FLAG(std::string, wire, "int8", "activation wire format: int8, int8-b32, int8-b64, fp16, fp32");
 ABSL_FLAG(int64_t, ctx, 0, "context window per sequence (0: the model's)");
 ABSL_FLAG(std::string, kv_type, "f16", "KV cache type: f16 or f32");
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
   o.listen = absl::GetFlag(FLAGS_listen);
   o.model_name = absl::GetFlag(FLAGS_name);
   o.min_workers = absl::GetFlag(FLAGS_workers);
+  o.rebalance_on_join = absl::GetFlag(FLAGS_rebalance_on_join);
   o.wire = absl::GetFlag(FLAGS_wire);
   o.n_ctx = absl::GetFlag(FLAGS_ctx);
   o.kv_type = absl::GetFlag(FLAGS_kv_type);

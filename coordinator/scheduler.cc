@@ -343,10 +343,13 @@ void Scheduler::FormFrames(std::vector<v1::StageFrame>* out) {
     if (a_prefill != b_prefill) return !a_prefill;
     return a->last_batch < b->last_batch;
   });
-  // Spread the running sequences over the micro-batches in flight, so every
-  // stage has one to work on.
-  const size_t group = std::max<size_t>(
-      1, (active_.size() + static_cast<size_t>(max_inflight) - 1) / static_cast<size_t>(max_inflight));
+  // One micro-batch per stage: the running sequences are spread over
+  // n_stages groups so every stage has one to work on, and no more (on one
+  // stage, two half batches in a row cost more than one full batch). The
+  // extra in-flight slot lets a group that came back leave again before the
+  // slowest group returns.
+  const size_t stages = static_cast<size_t>(std::max(1, n_stages_));
+  const size_t group = std::max<size_t>(1, (active_.size() + stages - 1) / stages);
 
   size_t i = 0;
   while (slots > 0 && i < ready.size()) {

@@ -2,10 +2,11 @@
 //
 // - Requests wait in a bounded queue (full: RESOURCE_EXHAUSTED) and join the
 //   running batch at step boundaries, up to max_active sequences.
-// - The running sequences are split into micro-batches; up to max_inflight
-//   micro-batches are in the pipeline at once, so with S stages and enough
-//   sequences every stage has work (a sequence is in at most one micro-batch
-//   at a time: its next row needs the token its last one produced).
+// - The running sequences are split into one micro-batch per stage; up to
+//   max_inflight (default stages + 1) micro-batches are in the pipeline at
+//   once, so with S stages and at least S sequences every stage has work (a
+//   sequence is in at most one micro-batch at a time: its next row needs the
+//   token its last one produced).
 // - Prefill is chunked: a long prompt enters prefill_chunk rows at a time,
 //   and a micro-batch holds at most max_batch_tokens rows, so it never stalls
 //   the other sequences' decode steps for long.
