@@ -146,11 +146,12 @@ void TernaryMatMul(const TernaryMatrix& w, const QuantizedActs& x, float* y, Thr
   }
   const PackedTernary& p = *w.packed;
   if (x.mode == ActQuant::kNone) {
-    pool.ParallelFor(p.tiles, [&](int64_t b, int64_t e) { TernaryTilesFloatActs(p, plan, b, e, y); });
+    pool.ParallelFor(p.panels,
+                     [&](int64_t b, int64_t e) { TernaryPanelsFloatActs(p, plan, b, e, y); });
     return;
   }
   const TernaryKernelOps* ops = KernelOpsFor(ActiveKernelVariant());
-  pool.ParallelFor(p.tiles, [&](int64_t b, int64_t e) { ops->tiles(p, plan, b, e, y); });
+  pool.ParallelFor(p.panels, [&](int64_t b, int64_t e) { ops->panels(p, plan, b, e, y); });
 }
 
 void TernaryMatMul(const TernaryMatrix& w, const QuantizedActs& x, float* y) {

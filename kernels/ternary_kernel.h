@@ -34,8 +34,8 @@ struct ActPlan {
 };
 
 struct TernaryKernelOps {
-  // y[i * w.rows + r] for every token i and the rows of tiles [t0, t1).
-  void (*tiles)(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t1, float* y);
+  // y[i * w.rows + r] for every token i and the rows of panels [p0, p1).
+  void (*panels)(const PackedTernary& w, const ActPlan& a, int64_t p0, int64_t p1, float* y);
   // The reference's QuantizeRowPerToken / QuantizeBlockQ8K, bit for bit.
   float (*quantize_row_per_token)(const float* x, int64_t cols, int8_t* q, int32_t* row_sum);
   float (*quantize_block_q8k)(const float* x, int64_t len, int8_t* q);
@@ -53,16 +53,17 @@ const TernaryKernelOps* Avx512KernelOps();
 const TernaryKernelOps* NeonKernelOps();
 const TernaryKernelOps* NeonDotKernelOps();
 
-// Tiles [t0, t1) with float activations (kNone), in the reference's order.
+// Panels [p0, p1) with float activations (kNone), in the reference's order.
 // Every variant uses it for kNone: those products only serve f32 debug files.
-void TernaryTilesFloatActs(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t1,
-                           float* y);
+void TernaryPanelsFloatActs(const PackedTernary& w, const ActPlan& a, int64_t p0, int64_t p1,
+                            float* y);
 
 // Stores the 16 lanes of one tile's output row for token i, skipping rows
 // past w.rows.
 inline void StoreTileRow(const PackedTernary& w, int64_t tile, const float* lanes, float* y_i) {
   const int64_t r0 = tile * kTileRows;
-  const int64_t count = w.rows - r0 < kTileRows ? w.rows - r0 : kTileRows;
+  const int64_t left = w.rows - r0;
+  const int64_t count = left < kTileRows ? left : kTileRows;
   for (int64_t j = 0; j < count; ++j) y_i[r0 + j] = lanes[j];
 }
 

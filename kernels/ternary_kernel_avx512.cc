@@ -5,8 +5,8 @@
 // 0x30, 0xC0) and fed straight to vpdpbusd with the matching four
 // activations broadcast: two ops per 64 MACs and no shifts. The four
 // accumulators hold the field sums times 1, 4, 16 and 64; they are shifted
-// back once per segment. Two tiles run together to share the broadcasts
-// and hide the vpdpbusd latency.
+// back once per segment. The four tiles of a panel run together: they share
+// the broadcasts, and 16 independent accumulators hide the vpdpbusd latency.
 // Batches (prefill, batched decode): the fields are decoded once per block
 // (shift + mask) and reused for up to 8 tokens.
 #include "kernels/ternary_kernel.h"
@@ -19,6 +19,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #define BITNET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
@@ -38,38 +39,42 @@ BITNET_AVX512 inline void StoreLanes(const PackedTernary& w, int64_t tile, __m51
   const int64_t count = w.rows - r0;
   if (count >= kTileRows) {
     _mm512_storeu_ps(y_i + r0, v);
-  } else {
+  } else if (count > 0) {
     _mm512_mask_storeu_ps(y_i + r0, static_cast<__mmask16>((1u << count) - 1), v);
   }
 }
 
-// Tiles t .. t+NT-1, one token.
-template <int NT>
-BITNET_AVX512 void Gemv(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i,
-                        float* y_i) {
-  const uint8_t* tile[NT];
-  const float* ws[NT];
-  for (int k = 0; k < NT; ++k) {
-    tile[k] = w.tile_codes(t + k);
-    ws[k] = w.tile_scales(t + k);
-  }
+// How far ahead (in bytes) the batch-1 kernel prefetches its stream: the
+// hardware prefetchers alone leave streaming well short of the read
+// bandwidth. Prefetching past the end of the buffer is harmless.
+constexpr int64_t kPrefetchBytes = 4096;
+
+// One panel (4 tiles, 64 rows), one token.
+BITNET_AVX512 void GemvPanel(const PackedTernary& w, const ActPlan& a, int64_t panel, int64_t i,
+                             float* y_i) {
+  constexpr int P = kPanelTiles;
+  const int64_t t0 = panel * P;
+  const uint8_t* base = w.block(t0, 0);
   const int8_t* q = a.q + i * a.q_stride;
   const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);
   const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8(static_cast<char>(0xC0));
-  __m512 facc[NT];
-  for (int k = 0; k < NT; ++k) facc[k] = _mm512_setzero_ps();
+  __m512 facc[P];
+  for (int k = 0; k < P; ++k) facc[k] = _mm512_setzero_ps();
   for (int s = 0; s < a.nseg; ++s) {
-    __m512i acc[NT][4];
-    for (int k = 0; k < NT; ++k)
+    __m512i acc[P][4];
+    for (int k = 0; k < P; ++k)
       for (int j = 0; j < 4; ++j) acc[k][j] = _mm512_setzero_si512();
     const int64_t g1 = a.seg_begin[s + 1];
     for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
+      const uint8_t* blk = base + g * (P * kBlockBytes);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 128), _MM_HINT_T0);
       const int8_t* qg = q + g * kGroupCols;
       const __m512i b0 = Bcast4(qg), b1 = Bcast4(qg + 4), b2 = Bcast4(qg + 8),
                     b3 = Bcast4(qg + 12);
-#pragma GCC unroll 2
-      for (int k = 0; k < NT; ++k) {
-        const __m512i v = _mm512_load_si512(tile[k] + g * kBlockBytes);
+#pragma GCC unroll 4
+      for (int k = 0; k < P; ++k) {
+        const __m512i v = _mm512_load_si512(blk + k * kBlockBytes);
         acc[k][0] = _mm512_dpbusd_epi32(acc[k][0], _mm512_and_si512(v, m0), b0);
         acc[k][1] = _mm512_dpbusd_epi32(acc[k][1], _mm512_and_si512(v, m1), b1);
         acc[k][2] = _mm512_dpbusd_epi32(acc[k][2], _mm512_and_si512(v, m2), b2);
@@ -78,28 +83,26 @@ BITNET_AVX512 void Gemv(const PackedTernary& w, const ActPlan& a, int64_t t, int
     }
     const __m512 da = _mm512_set1_ps(a.seg_scale[i * a.nseg + s]);
     const __m512i qsum = _mm512_set1_epi32(a.seg_qsum[i * a.nseg + s]);
-    for (int k = 0; k < NT; ++k) {
+    for (int k = 0; k < P; ++k) {
       __m512i isum = _mm512_add_epi32(acc[k][0], _mm512_srai_epi32(acc[k][1], 2));
       isum = _mm512_add_epi32(isum, _mm512_srai_epi32(acc[k][2], 4));
       isum = _mm512_add_epi32(isum, _mm512_srai_epi32(acc[k][3], 6));
       isum = _mm512_sub_epi32(isum, qsum);
-      const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws[k] + a.seg_wblock[s] * kTileRows));
+      const float* ws = w.tile_scales(t0 + k) + a.seg_wblock[s] * kTileRows;
+      const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws));
       facc[k] = _mm512_add_ps(facc[k], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), d));
     }
   }
-  for (int k = 0; k < NT; ++k) StoreLanes(w, t + k, facc[k], y_i);
+  for (int k = 0; k < P; ++k) StoreLanes(w, t0 + k, facc[k], y_i);
 }
 
-// Tiles t .. t+NT-1, tokens i0 .. i0+T-1.
-template <int NT, int T>
-BITNET_AVX512 void Gemm(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i0,
-                        float* y) {
-  const uint8_t* tile[NT];
-  const float* ws[NT];
-  for (int k = 0; k < NT; ++k) {
-    tile[k] = w.tile_codes(t + k);
-    ws[k] = w.tile_scales(t + k);
-  }
+// Two tiles (t, t+1) of a panel, tokens i0 .. i0+T-1: fields decoded once per
+// block (shift + mask) and reused for every token.
+template <int T>
+BITNET_AVX512 void GemmHalfPanel(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i0,
+                                 float* y) {
+  constexpr int NT = 2;
+  const uint8_t* base = w.block(t, 0);
   const __m512i m = _mm512_set1_epi8(0x03);
   alignas(64) float facc[NT][T][kTileRows] = {};
   for (int s = 0; s < a.nseg; ++s) {
@@ -108,9 +111,10 @@ BITNET_AVX512 void Gemm(const PackedTernary& w, const ActPlan& a, int64_t t, int
       for (int u = 0; u < T; ++u) acc[k][u] = _mm512_setzero_si512();
     const int64_t g1 = a.seg_begin[s + 1];
     for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
+      const uint8_t* blk = base + g * (kPanelTiles * kBlockBytes);
       __m512i f[NT][4];
       for (int k = 0; k < NT; ++k) {
-        const __m512i v = _mm512_load_si512(tile[k] + g * kBlockBytes);
+        const __m512i v = _mm512_load_si512(blk + k * kBlockBytes);
         f[k][0] = _mm512_and_si512(v, m);
         f[k][1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m);
         f[k][2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
@@ -132,51 +136,53 @@ BITNET_AVX512 void Gemm(const PackedTernary& w, const ActPlan& a, int64_t t, int
       const __m512 da = _mm512_set1_ps(a.seg_scale[idx]);
       const __m512i qsum = _mm512_set1_epi32(a.seg_qsum[idx]);
       for (int k = 0; k < NT; ++k) {
-        const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws[k] + a.seg_wblock[s] * kTileRows));
+        const float* ws = w.tile_scales(t + k) + a.seg_wblock[s] * kTileRows;
+        const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws));
         const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[k][u], qsum)), d);
         _mm512_store_ps(facc[k][u], _mm512_add_ps(_mm512_load_ps(facc[k][u]), p));
       }
     }
   }
   for (int u = 0; u < T; ++u)
-    for (int k = 0; k < NT; ++k) StoreLanes(w, t + k, _mm512_load_ps(facc[k][u]), y + (i0 + u) * w.rows);
+    for (int k = 0; k < NT; ++k)
+      StoreLanes(w, t + k, _mm512_load_ps(facc[k][u]), y + (i0 + u) * w.rows);
 }
 
-template <int NT>
-BITNET_AVX512 void GemmTokens(const PackedTernary& w, const ActPlan& a, int64_t t, int64_t i0,
-                              int64_t count, float* y) {
+BITNET_AVX512 void GemmHalfPanelTokens(const PackedTernary& w, const ActPlan& a, int64_t t,
+                                       int64_t i0, int64_t count, float* y) {
   switch (count) {
-    case 1: return Gemm<NT, 1>(w, a, t, i0, y);
-    case 2: return Gemm<NT, 2>(w, a, t, i0, y);
-    case 3: return Gemm<NT, 3>(w, a, t, i0, y);
-    case 4: return Gemm<NT, 4>(w, a, t, i0, y);
-    case 5: return Gemm<NT, 5>(w, a, t, i0, y);
-    case 6: return Gemm<NT, 6>(w, a, t, i0, y);
-    case 7: return Gemm<NT, 7>(w, a, t, i0, y);
-    default: return Gemm<NT, 8>(w, a, t, i0, y);
+    case 1: return GemmHalfPanel<1>(w, a, t, i0, y);
+    case 2: return GemmHalfPanel<2>(w, a, t, i0, y);
+    case 3: return GemmHalfPanel<3>(w, a, t, i0, y);
+    case 4: return GemmHalfPanel<4>(w, a, t, i0, y);
+    case 5: return GemmHalfPanel<5>(w, a, t, i0, y);
+    case 6: return GemmHalfPanel<6>(w, a, t, i0, y);
+    case 7: return GemmHalfPanel<7>(w, a, t, i0, y);
+    default: return GemmHalfPanel<8>(w, a, t, i0, y);
   }
 }
 
-// Rows of weights kept hot in L2 while every token block passes over them.
+// Weight bytes kept hot in L2 while every token block passes over them.
 constexpr int64_t kChunkBytes = 256 << 10;
 
-BITNET_AVX512 void Avx512Tiles(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t1,
-                               float* y) {
+BITNET_AVX512 void Avx512Panels(const PackedTernary& w, const ActPlan& a, int64_t p0, int64_t p1,
+                                float* y) {
   if (a.n == 1) {
-    int64_t t = t0;
-    for (; t + 2 <= t1; t += 2) Gemv<2>(w, a, t, 0, y);
-    if (t < t1) Gemv<1>(w, a, t, 0, y);
+    for (int64_t p = p0; p < p1; ++p) GemvPanel(w, a, p, 0, y);
     return;
   }
-  const int64_t tile_bytes = w.groups * kBlockBytes;
-  const int64_t chunk = std::max<int64_t>(2, kChunkBytes / tile_bytes / 2 * 2);
-  for (int64_t c0 = t0; c0 < t1; c0 += chunk) {
-    const int64_t c1 = std::min(t1, c0 + chunk);
+  const int64_t panel_bytes = w.groups * kPanelTiles * kBlockBytes;
+  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / panel_bytes);
+  for (int64_t c0 = p0; c0 < p1; c0 += chunk) {
+    const int64_t c1 = std::min(p1, c0 + chunk);
     for (int64_t i0 = 0; i0 < a.n; i0 += 8) {
       const int64_t count = std::min<int64_t>(8, a.n - i0);
-      int64_t t = c0;
-      for (; t + 2 <= c1; t += 2) GemmTokens<2>(w, a, t, i0, count, y);
-      if (t < c1) GemmTokens<1>(w, a, t, i0, count, y);
+      for (int64_t p = c0; p < c1; ++p) {
+        for (int64_t t = p * kPanelTiles; t < (p + 1) * kPanelTiles; t += 2) {
+          if (t * kTileRows >= w.rows) break;
+          GemmHalfPanelTokens(w, a, t, i0, count, y);
+        }
+      }
     }
   }
 }
@@ -243,7 +249,7 @@ BITNET_AVX512 float Avx512QuantizeBlockQ8K(const float* x, int64_t len, int8_t* 
   return 1.0f / iscale;
 }
 
-const TernaryKernelOps kAvx512Ops = {Avx512Tiles, Avx512QuantizeRowPerToken,
+const TernaryKernelOps kAvx512Ops = {Avx512Panels, Avx512QuantizeRowPerToken,
                                      Avx512QuantizeBlockQ8K};
 
 }  // namespace

@@ -10,10 +10,10 @@ namespace bitnet::kernels {
 namespace {
 
 // Adds sum over groups [g0, g1) of field * q to isum[16] (one per row).
-void FieldDotGroups(const uint8_t* tile, const int8_t* q, int64_t g0, int64_t g1,
+void FieldDotGroups(const PackedTernary& w, int64_t t, const int8_t* q, int64_t g0, int64_t g1,
                     int32_t* isum) {
   for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* block = tile + g * kBlockBytes;
+    const uint8_t* block = w.block(t, g);
     const int8_t* qg = q + g * kGroupCols;
     for (int j = 0; j < kTileRows; ++j) {
       int32_t s = 0;
@@ -26,16 +26,16 @@ void FieldDotGroups(const uint8_t* tile, const int8_t* q, int64_t g0, int64_t g1
   }
 }
 
-void ScalarTiles(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t1, float* y) {
-  for (int64_t t = t0; t < t1; ++t) {
-    const uint8_t* tile = w.tile_codes(t);
+void ScalarPanels(const PackedTernary& w, const ActPlan& a, int64_t p0, int64_t p1, float* y) {
+  for (int64_t t = p0 * kPanelTiles; t < p1 * kPanelTiles; ++t) {
+    if (t * kTileRows >= w.rows) break;
     const float* wscale = w.tile_scales(t);
     for (int64_t i = 0; i < a.n; ++i) {
       const int8_t* q = a.q + i * a.q_stride;
       float acc[kTileRows] = {};
       for (int s = 0; s < a.nseg; ++s) {
         int32_t isum[kTileRows] = {};
-        FieldDotGroups(tile, q, a.seg_begin[s], a.seg_begin[s + 1], isum);
+        FieldDotGroups(w, t, q, a.seg_begin[s], a.seg_begin[s + 1], isum);
         const float da = a.seg_scale[i * a.nseg + s];
         const int32_t qsum = a.seg_qsum[i * a.nseg + s];
         const float* ws = wscale + a.seg_wblock[s] * kTileRows;
@@ -48,13 +48,13 @@ void ScalarTiles(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t
   }
 }
 
-const TernaryKernelOps kScalarOps = {ScalarTiles, QuantizeRowPerToken, QuantizeBlockQ8K};
+const TernaryKernelOps kScalarOps = {ScalarPanels, QuantizeRowPerToken, QuantizeBlockQ8K};
 
 }  // namespace
 
-void TernaryTilesFloatActs(const PackedTernary& w, const ActPlan& a, int64_t t0, int64_t t1,
-                           float* y) {
-  for (int64_t t = t0; t < t1; ++t) {
+void TernaryPanelsFloatActs(const PackedTernary& w, const ActPlan& a, int64_t p0, int64_t p1,
+                            float* y) {
+  for (int64_t t = p0 * kPanelTiles; t < p1 * kPanelTiles; ++t) {
     const int64_t r0 = t * kTileRows;
     const int64_t count = std::min(kTileRows, w.rows - r0);
     for (int64_t i = 0; i < a.n; ++i) {

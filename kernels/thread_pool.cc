@@ -25,13 +25,13 @@ inline void CpuRelax() {
 #endif
 }
 
-// How long a worker polls for the next job before sleeping: long enough to
-// cover the gap between two layer calls, short enough not to burn a core
-// when the engine is idle.
+// How long an idle worker polls for the next job before sleeping: long
+// enough to cover the gap between two layer calls, short enough not to burn
+// a core when the engine is idle.
 constexpr int kSpinIterations = 1 << 14;
 
 // Sleeps while *word == expected. Raw futexes: GCC 12's std::atomic::wait
-// can miss a notify_all (seen here as a hang), and we need nothing more.
+// offers nothing more and has had lost-wakeup bugs.
 void FutexWait(std::atomic<uint32_t>* word, uint32_t expected) {
 #if defined(__linux__)
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr,
@@ -50,64 +50,93 @@ void FutexWakeAll(std::atomic<uint32_t>* word) {
 #endif
 }
 
+inline uint32_t GenOf(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
+inline int64_t NextOf(uint64_t state) { return static_cast<int64_t>(state & 0xffffffffu); }
+
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   const int n = threads < 1 ? 1 : threads;
   workers_.reserve(n - 1);
-  for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 1; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
-  stop_.store(true, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_seq_cst);
-  FutexWakeAll(&generation_);
+  stop_.store(true, std::memory_order_seq_cst);
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(&wake_);
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::Run(PartFn fn, void* ctx, int max_parts) {
-  int parts = size() < max_parts ? size() : max_parts;
-  std::unique_lock<std::mutex> lock(run_mu_, std::try_to_lock);
-  if (parts <= 1 || !lock.owns_lock()) {
-    fn(ctx, 0, 1);
-    return;
+bool ThreadPool::Claim(uint32_t gen, int64_t* begin, int64_t* end) {
+  uint64_t s = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if (GenOf(s) != gen || NextOf(s) >= chunks_.load(std::memory_order_relaxed)) return false;
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      const int64_t grain = grain_.load(std::memory_order_relaxed);
+      const int64_t n = n_.load(std::memory_order_relaxed);
+      *begin = NextOf(s) * grain;
+      *end = *begin + grain < n ? *begin + grain : n;
+      return true;
+    }
   }
-  fn_ = fn;
-  ctx_ = ctx;
-  parts_ = parts;
-  // Every worker acknowledges every job (even when it has no part), so no
-  // worker can lag behind into the next job's fields.
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_seq_cst);
-  // Wake sleepers only (a syscall per call would cost more than small jobs).
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(&generation_);
-  fn(ctx, 0, parts);
-  // Wait for the workers; they finish within the same job's time scale.
-  while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
 }
 
-void ThreadPool::WorkerLoop(int index) {
-  // The generation at construction (0), not the current one: a job may have
-  // been posted before this thread got to run.
-  uint32_t seen = 0;
+void ThreadPool::RunChunks(uint32_t gen) {
+  int64_t b = 0, e = 0;
+  while (Claim(gen, &b, &e)) {
+    fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), b, e);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::Run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  const int64_t chunks = (n + grain - 1) / grain;
+  bool idle = false;
+  if (workers_.empty() || chunks == 1 || chunks > 0xffffffff ||
+      !busy_.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
+    fn(ctx, 0, n);  // serial, busy (another thread's job) or nested
+    return;
+  }
+  fn_.store(fn, std::memory_order_relaxed);
+  ctx_.store(ctx, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  grain_.store(grain, std::memory_order_relaxed);
+  chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = GenOf(state_.load(std::memory_order_relaxed)) + 1;
+  state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_seq_cst);
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  // Wake sleepers only (a syscall per call would cost more than small jobs).
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(&wake_);
+  RunChunks(gen);
+  // Only chunks already claimed can be outstanding; they finish promptly.
+  while (done_.load(std::memory_order_acquire) != chunks) CpuRelax();
+  busy_.store(false, std::memory_order_release);
+}
+
+void ThreadPool::WorkerLoop() {
+  uint32_t seen = 0;  // wake_ at construction: a job may predate this thread
   for (;;) {
-    uint32_t gen = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
+    uint32_t w = wake_.load(std::memory_order_acquire);
+    for (int spin = 0; w == seen && spin < kSpinIterations; ++spin) {
       CpuRelax();
-      gen = generation_.load(std::memory_order_acquire);
+      w = wake_.load(std::memory_order_acquire);
     }
-    while (gen == seen) {
+    while (w == seen) {
       // Announce the sleep before re-checking, so Run either sees us in
-      // sleepers_ or we see its new generation (both seq_cst).
+      // sleepers_ or we see its wake_ bump (both seq_cst).
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      if (generation_.load(std::memory_order_seq_cst) == seen) FutexWait(&generation_, seen);
+      if (wake_.load(std::memory_order_seq_cst) == seen) FutexWait(&wake_, seen);
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-      gen = generation_.load(std::memory_order_acquire);
+      w = wake_.load(std::memory_order_acquire);
     }
-    seen = gen;
+    seen = w;
     if (stop_.load(std::memory_order_acquire)) return;
-    if (index < parts_) fn_(ctx_, index, parts_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    RunChunks(GenOf(state_.load(std::memory_order_acquire)));
   }
 }
 

@@ -1,7 +1,12 @@
 // A persistent pool of worker threads for the kernels: threads are created
-// once, work is handed out by bumping a generation counter, and nothing is
-// allocated per call. Workers spin briefly after a job (consecutive layer
-// calls are microseconds apart during decode) and then sleep on a futex.
+// once, and nothing is allocated per call.
+//
+// Work is a range [0, n) cut into chunks that the calling thread and the
+// workers claim one at a time. The caller never waits for a worker that has
+// not started: on a busy machine a descheduled worker simply gets fewer
+// chunks, so a parallel call is never much slower than a serial one. Idle
+// workers spin briefly (consecutive layer calls are microseconds apart
+// during decode) and then sleep on a futex.
 #pragma once
 
 #include <atomic>
@@ -23,41 +28,48 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls fn(ctx, part, parts) for part = 0..parts-1 with parts = min(size(),
-  // max_parts), the caller running part 0, and returns when all are done.
-  // If the pool is already running a job (another thread, or a nested
-  // call), runs everything on the calling thread as a single part.
-  using PartFn = void (*)(void* ctx, int part, int parts);
-  void Run(PartFn fn, void* ctx, int max_parts);
-
-  // Convenience: splits [0, n) into contiguous ranges, one per part.
+  // Calls f(begin, end) on consecutive chunks of at most `grain` items that
+  // together cover [0, n), spread over the pool; returns when all are done.
+  // Runs everything on the calling thread if the pool is busy with another
+  // job (another thread's, or this one's: nested calls are fine).
+  template <typename F>
+  void ParallelFor(int64_t n, int64_t grain, const F& f) {
+    Run(n, grain, [](void* c, int64_t b, int64_t e) { (*static_cast<const F*>(c))(b, e); },
+        const_cast<void*>(static_cast<const void*>(&f)));
+  }
+  // Chunks sized for about four per thread.
   template <typename F>
   void ParallelFor(int64_t n, const F& f) {
-    struct Ctx {
-      const F* f;
-      int64_t n;
-    } ctx{&f, n};
-    Run(
-        [](void* c, int part, int parts) {
-          auto* x = static_cast<Ctx*>(c);
-          const int64_t b = x->n * part / parts, e = x->n * (part + 1) / parts;
-          if (b < e) (*x->f)(b, e);
-        },
-        &ctx, static_cast<int>(n < 1 ? 1 : (n < 1024 ? n : 1024)));
+    const int64_t parts = 4 * static_cast<int64_t>(size());
+    ParallelFor(n, n <= parts ? 1 : (n + parts - 1) / parts, f);
   }
 
+  using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+  void Run(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+
  private:
-  void WorkerLoop(int index);
+  void WorkerLoop();
+  // Claims the next chunk of job `gen`; false once it is exhausted or a
+  // newer job has started.
+  bool Claim(uint32_t gen, int64_t* begin, int64_t* end);
+  void RunChunks(uint32_t gen);
 
   std::vector<std::thread> workers_;
-  std::mutex run_mu_;  // one job at a time
-  std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<bool> busy_{false};  // one job at a time
+  // (generation << 32) | next chunk index: claiming a chunk is one CAS that
+  // also proves the job is still the current one.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<uint32_t> wake_{0};  // futex word: bumped per job
+  std::atomic<int64_t> done_{0};   // chunks finished in the current job
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
-  PartFn fn_ = nullptr;
-  void* ctx_ = nullptr;
-  int parts_ = 0;
+  // The current job, written before state_ publishes it. fn_, ctx_, n_ and
+  // grain_ are used only by a thread holding a claimed chunk, so the job
+  // cannot end meanwhile; a straggler may read a newer chunks_, but then its
+  // claim fails on the generation. Atomics (relaxed) keep that race defined.
+  std::atomic<RangeFn> fn_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<int64_t> n_{0}, grain_{1}, chunks_{0};
 };
 
 // The process-wide pool the kernels use when no pool is passed. Its size is

@@ -2,12 +2,14 @@
 // for bit: ternary products on awkward shapes (rows and columns not multiples
 // of the tile, batch 1..n, every activation mode and scale layout, threads)
 // and the activation quantizers (tails, ties, zeros, NaN, infinities).
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -231,17 +233,49 @@ TEST(KernelVariant, NamesAndSelection) {
 #endif
 }
 
-TEST(ThreadPool, RunsEveryPartOnceAndNests) {
+TEST(ThreadPool, CoversEveryIndexOnceForAnyGrain) {
   ThreadPool pool(3);
-  for (int rep = 0; rep < 50; ++rep) {
-    std::vector<int> hits(100, 0);
-    pool.ParallelFor(100, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) ++hits[k];
-      // A nested call runs inline instead of deadlocking.
-      pool.ParallelFor(2, [](int64_t, int64_t) {});
-    });
-    for (int h : hits) ASSERT_EQ(h, 1);
+  for (const int64_t n : {1, 2, 7, 100, 1000}) {
+    for (const int64_t grain : {1, 3, 64, 5000}) {
+      std::vector<std::atomic<int>> hits(n);
+      pool.ParallelFor(n, grain, [&](int64_t b, int64_t e) {
+        EXPECT_LE(e - b, grain);
+        for (int64_t k = b; k < e; ++k) hits[k].fetch_add(1);
+      });
+      for (int64_t k = 0; k < n; ++k) ASSERT_EQ(hits[k].load(), 1) << n << " " << grain;
+    }
   }
+}
+
+TEST(ThreadPool, NestedAndConcurrentCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  auto job = [&] {
+    for (int rep = 0; rep < 50; ++rep) {
+      pool.ParallelFor(64, 4, [&](int64_t b, int64_t e) {
+        total.fetch_add(e - b);
+        // A nested call runs on the calling thread instead of deadlocking.
+        pool.ParallelFor(3, 1, [&](int64_t nb, int64_t ne) { total.fetch_add(ne - nb); });
+      });
+    }
+  };
+  std::thread other(job);  // a second caller: it gets the pool or runs inline
+  job();
+  other.join();
+  EXPECT_EQ(total.load(), 2 * 50 * (64 + 16 * 3));
+}
+
+TEST(ThreadPool, ManySmallJobs) {
+  ThreadPool pool(2);
+  int64_t sum = 0;
+  std::vector<int64_t> parts(8);
+  for (int rep = 0; rep < 2000; ++rep) {
+    pool.ParallelFor(8, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) parts[k] = k + rep;
+    });
+    for (int64_t v : parts) sum += v;
+  }
+  EXPECT_EQ(sum, 2000 * 28 + 8 * (1999 * 2000 / 2));
 }
 
 }  // namespace

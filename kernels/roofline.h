@@ -1,0 +1,28 @@
+// The two ceilings every kernel benchmark is measured against, measured on
+// this machine in the same run: how fast one or more threads can stream
+// memory (a plain read loop), and how many int8 multiply-adds per second the
+// dot-product instructions of a kernel variant can issue.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernel_variant.h"
+
+namespace bitnet::kernels {
+
+class ThreadPool;
+
+// Reads a `bytes`-sized buffer (allocated and touched here; make it much
+// larger than the last-level cache) `passes` times with every thread of the
+// pool, each thread its own slice. Returns the median GB/s (1e9 B/s) of the
+// passes.
+double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes);
+
+// Int8 multiply-accumulate peak of variant `v` with every thread of the pool:
+// independent chains of its widest dot-product instruction (vpdpbusd zmm for
+// avx512, ymm for avxvnni, vpmaddubsw+vpmaddwd for avx2, sdot for neon-dot,
+// smull+sadalp for neon, a C loop for scalar). Returns GOPS (2 ops per
+// multiply-add), median of `passes`.
+double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes);
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,301 @@
+// bitnet-bench: speed of the ternary matrix kernels on the reference shapes,
+// against the two ceilings of this machine measured in the same run (a
+// stream-read loop for memory bandwidth, a dot-product loop for int8 peak).
+//
+//   bitnet-bench                                  # everything (minutes)
+//   bitnet-bench --models 2b --batches 1 --threads 1,2
+//   bitnet-bench --models 2b,8b --json > bench.json
+//   BITNET_KERNEL=avx2 bitnet-bench --models 2b --batches 1,64
+//
+// Each matrix is timed on fresh random weights in the kernels' packed layout;
+// several copies are cycled so batch-1 runs stream from memory rather than
+// from the 32 MB cache. Times are medians of --reps measurements.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "kernels/activation_quant.h"
+#include "kernels/kernel_variant.h"
+#include "kernels/matmul.h"
+#include "kernels/packed_ternary.h"
+#include "kernels/roofline.h"
+#include "kernels/ternary_matrix.h"
+#include "kernels/thread_pool.h"
+#include "nlohmann/json.hpp"
+#include "tools/bench_shapes.h"
+#include "tools/cli_args.h"
+
+namespace bitnet::bench {
+namespace {
+
+using kernels::ThreadPool;
+
+constexpr char kProgram[] = "bitnet-bench";
+
+struct Flags {
+  std::string models = "2b,8b,70b,100b";
+  std::string matrices;  // substring filter on "model.name"
+  std::string batches = "1,8,64,512";
+  std::string threads = "1,2";
+  std::string act = "per-token";
+  float min_time = 0.05f;  // seconds per measurement
+  int32_t reps = 5;
+  int32_t rotate_mb = 256;
+  int32_t stream_mb = 512;
+  bool json = false;
+};
+
+absl::StatusOr<std::vector<int64_t>> ParseInts(const std::string& text, const char* flag) {
+  std::vector<int64_t> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(part, &v) || v < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": '", part, "' is not a positive integer list like 1,8,64"));
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": empty list"));
+  return out;
+}
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A rows x cols ternary matrix with random codes, packed only (no row-major
+// copy), one per-tensor scale.
+kernels::TernaryMatrix RandomPacked(int64_t rows, int64_t cols, uint64_t seed) {
+  kernels::TernaryMatrix w;
+  w.rows = rows;
+  w.cols = cols;
+  w.scale_block = cols;
+  w.scales = {0.37f};
+  auto p = std::make_shared<kernels::PackedTernary>();
+  p->rows = rows;
+  p->cols = cols;
+  p->tiles = (rows + kernels::kTileRows - 1) / kernels::kTileRows;
+  p->groups = (cols + kernels::kGroupCols - 1) / kernels::kGroupCols;
+  p->scale_block = cols;
+  p->scale_blocks = 1;
+  p->codes.Allocate(static_cast<size_t>(p->tiles * p->groups * kernels::kBlockBytes));
+  uint64_t s = seed;
+  uint64_t* words = reinterpret_cast<uint64_t*>(p->codes.data());
+  for (size_t k = 0; k < p->codes.size() / 8; ++k) {
+    s += 0x9e3779b97f4a7c15ull;  // splitmix64
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    // Fields 0..2 only: clear the high bit of any field that is 3.
+    words[k] = z & ~((z & (z << 1)) & 0xAAAAAAAAAAAAAAAAull);
+  }
+  p->scales.Allocate(static_cast<size_t>(p->tiles * kernels::kTileRows) * sizeof(float));
+  float* sc = reinterpret_cast<float*>(p->scales.data());
+  for (int64_t k = 0; k < p->tiles * kernels::kTileRows; ++k) sc[k] = 0.37f;
+  w.packed = std::move(p);
+  return w;
+}
+
+struct Result {
+  MatrixShape shape;
+  int64_t batch = 0;
+  int threads = 0;
+  double seconds = 0;  // median per call
+  double weight_gbs = 0, gops = 0, frac_bw = 0, frac_peak = 0;
+  int64_t weight_bytes = 0;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Median seconds per TernaryMatMul call over `reps` measurements, cycling
+// through the copies.
+double TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
+                 const kernels::QuantizedActs& x, std::vector<float>& y, ThreadPool& pool,
+                 const Flags& f) {
+  size_t next = 0;
+  auto call = [&] {
+    kernels::TernaryMatMul(copies[next], x, y.data(), pool);
+    next = (next + 1) % copies.size();
+  };
+  call();  // warm-up (scratch buffers, page faults of y)
+  std::vector<double> per_call;
+  for (int r = 0; r < f.reps; ++r) {
+    int calls = 0;
+    const double t0 = Now();
+    double dt = 0;
+    do {
+      call();
+      ++calls;
+      dt = Now() - t0;
+    } while (dt < f.min_time);
+    per_call.push_back(dt / calls);
+  }
+  return Median(per_call);
+}
+
+std::string Human(double seconds) {
+  if (seconds < 1e-3) return absl::StrCat(static_cast<int64_t>(seconds * 1e6 + 0.5), " us");
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f ms", seconds * 1e3);
+  return buf;
+}
+
+int Run(const Flags& f) {
+  auto batches = ParseInts(f.batches, "--batches");
+  auto threads = ParseInts(f.threads, "--threads");
+  if (!batches.ok()) return cli::ReportError(kProgram, batches.status());
+  if (!threads.ok()) return cli::ReportError(kProgram, threads.status());
+  auto act = kernels::ActQuantFromName(f.act);
+  if (!act.ok()) return cli::ReportError(kProgram, act.status());
+  const std::string env_error = kernels::KernelEnvError();
+  if (!env_error.empty()) return cli::ReportError(kProgram, absl::InvalidArgumentError(env_error));
+  std::vector<std::string> models = absl::StrSplit(f.models, ',', absl::SkipEmpty());
+  std::vector<MatrixShape> shapes = ReferenceShapes(models);
+  if (!f.matrices.empty()) {
+    std::erase_if(shapes, [&](const MatrixShape& s) {
+      return (s.model + "." + s.name).find(f.matrices) == std::string::npos;
+    });
+  }
+  if (shapes.empty()) {
+    return cli::ReportError(kProgram, absl::InvalidArgumentError(absl::StrCat(
+        "--models/--matrices select no matrix; models are 2b, 8b, 70b, 100b and names look "
+        "like 2b.attn_q, 8b.ffn_down, 2b.lm_head")));
+  }
+  const kernels::KernelVariant variant = kernels::ActiveKernelVariant();
+
+  // Ceilings, per thread count, measured now.
+  std::vector<std::unique_ptr<ThreadPool>> pools;
+  std::vector<double> stream, peak;
+  for (int64_t t : *threads) {
+    pools.push_back(std::make_unique<ThreadPool>(static_cast<int>(t)));
+    stream.push_back(
+        kernels::MeasureReadBandwidth(*pools.back(), int64_t{f.stream_mb} << 20, 7));
+    peak.push_back(kernels::MeasureInt8Peak(*pools.back(), variant, 7));
+    if (!f.json) {
+      std::printf("threads %lld: stream-read %.1f GB/s, int8 peak (%s) %.0f GOPS\n",
+                  static_cast<long long>(t), stream.back(),
+                  std::string(kernels::KernelVariantName(variant)).c_str(), peak.back());
+    }
+  }
+  if (!f.json) {
+    std::printf("\n%-6s %-12s %7s %6s %5s %3s %10s %8s %8s %6s %6s\n", "model", "matrix", "rows",
+                "cols", "batch", "thr", "time", "GB/s", "GOPS", "%bw", "%peak");
+    std::fflush(stdout);
+  }
+
+  std::vector<Result> results;
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal;
+  for (const MatrixShape& shape : shapes) {
+    const kernels::TernaryMatrix first = RandomPacked(shape.rows, shape.cols, 1);
+    const int64_t bytes = static_cast<int64_t>(first.packed->codes.size());
+    const int64_t ncopies =
+        std::max<int64_t>(1, ((int64_t{f.rotate_mb} << 20) + bytes - 1) / bytes);
+    std::vector<kernels::TernaryMatrix> copies = {first};
+    for (int64_t c = 1; c < ncopies; ++c) copies.push_back(RandomPacked(shape.rows, shape.cols, c + 1));
+    for (int64_t batch : *batches) {
+      std::vector<float> xf(static_cast<size_t>(batch * shape.cols));
+      for (float& v : xf) v = normal(rng);
+      kernels::QuantizedActs x;
+      kernels::QuantizeActs(xf.data(), batch, shape.cols, *act, &x);
+      std::vector<float> y(static_cast<size_t>(batch * shape.rows));
+      for (size_t ti = 0; ti < threads->size(); ++ti) {
+        Result r;
+        r.shape = shape;
+        r.batch = batch;
+        r.threads = static_cast<int>((*threads)[ti]);
+        r.seconds = TimeCalls(copies, x, y, *pools[ti], f);
+        r.weight_bytes = bytes;
+        r.weight_gbs = static_cast<double>(bytes) / r.seconds / 1e9;
+        r.gops = 2.0 * static_cast<double>(shape.rows * shape.cols * batch) / r.seconds / 1e9;
+        r.frac_bw = r.weight_gbs / stream[ti];
+        r.frac_peak = r.gops / peak[ti];
+        results.push_back(r);
+        if (!f.json) {
+          std::printf("%-6s %-12s %7lld %6lld %5lld %3d %10s %8.1f %8.1f %5.0f%% %5.0f%%\n",
+                      shape.model.c_str(), shape.name.c_str(),
+                      static_cast<long long>(shape.rows), static_cast<long long>(shape.cols),
+                      static_cast<long long>(batch), r.threads, Human(r.seconds).c_str(),
+                      r.weight_gbs, r.gops, 100 * r.frac_bw, 100 * r.frac_peak);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  if (f.json) {
+    nlohmann::json j;
+    j["variant"] = std::string(kernels::KernelVariantName(variant));
+    j["act_quant"] = f.act;
+    nlohmann::json ceilings = nlohmann::json::array();
+    for (size_t ti = 0; ti < threads->size(); ++ti) {
+      ceilings.push_back({{"threads", (*threads)[ti]},
+                          {"stream_read_gbs", stream[ti]},
+                          {"int8_peak_gops", peak[ti]}});
+    }
+    j["ceilings"] = ceilings;
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Result& r : results) {
+      rows.push_back({{"model", r.shape.model},
+                      {"matrix", r.shape.name},
+                      {"rows", r.shape.rows},
+                      {"cols", r.shape.cols},
+                      {"batch", r.batch},
+                      {"threads", r.threads},
+                      {"seconds", r.seconds},
+                      {"weight_bytes", r.weight_bytes},
+                      {"weight_gbs", r.weight_gbs},
+                      {"int8_gops", r.gops},
+                      {"fraction_of_stream_read", r.frac_bw},
+                      {"fraction_of_int8_peak", r.frac_peak}});
+    }
+    j["results"] = rows;
+    std::printf("%s\n", j.dump(1).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace bitnet::bench
+
+int main(int argc, char** argv) {
+  using bitnet::bench::Flags;
+  Flags f;
+  bitnet::cli::ArgParser p(bitnet::bench::kProgram,
+                           "Times the ternary matrix kernels on the reference shapes against "
+                           "this machine's stream-read bandwidth and int8 peak.");
+  p.String("--models", &f.models, "comma-separated models: 2b, 8b, 70b, 100b", "LIST");
+  p.String("--matrices", &f.matrices,
+           "only matrices whose 'model.name' contains this (e.g. 2b.attn_q, lm_head)");
+  p.String("--batches", &f.batches, "comma-separated batch sizes (tokens per call)", "LIST");
+  p.String("--threads", &f.threads, "comma-separated thread counts", "LIST");
+  p.Choice("--act", &f.act, {"per-token", "q8k"}, "activation quantization");
+  p.Float("--min-time", &f.min_time, "seconds per measurement", 0.001f, 60.0f);
+  p.Int32("--reps", &f.reps, "measurements per configuration (median reported)", 1, 1000);
+  p.Int32("--rotate-mb", &f.rotate_mb,
+          "cycle copies of each matrix until they fill this many MiB (defeats the cache)", 1,
+          1 << 16);
+  p.Int32("--stream-mb", &f.stream_mb, "buffer size of the stream-read ceiling, MiB", 64,
+          1 << 16);
+  p.Flag("--json", &f.json, "print one JSON object instead of the table");
+  if (absl::Status s = p.Parse(argc, argv); !s.ok()) {
+    return bitnet::cli::ReportError(bitnet::bench::kProgram, s);
+  }
+  if (p.help_requested()) {
+    std::printf("%s", p.Usage().c_str());
+    return 0;
+  }
+  return bitnet::bench::Run(f);
+}
