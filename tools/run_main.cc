@@ -7,7 +7,9 @@
 // Text streams to stdout as it is generated; speeds go to stderr. With --json
 // stdout holds one JSON object instead.
 #include <bit>
+#include <cstdint>
 #include <cstdio>
+#include <span>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -84,22 +86,34 @@ absl::StatusOr<std::vector<TokenId>> PromptIds(const RunFlags& f, const ArgParse
   return std::vector<TokenId>(parsed->begin(), parsed->end());
 }
 
-absl::Status WriteLogits(const std::string& path, std::vector<float> logits) {
-  if constexpr (std::endian::native == std::endian::big) {
-    for (float& x : logits) {
-      uint32_t u = std::bit_cast<uint32_t>(x);
-      x = std::bit_cast<float>(__builtin_bswap32(u));
-    }
-  }
+// Teacher-forced logits of every prompt position, streamed to `path` row by
+// row (a long prompt times a 128k vocabulary would not fit in memory).
+absl::Status WriteLogits(StageEngine& engine, std::span<const TokenId> prompt,
+                         const std::string& path) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(logits.data()),
-            static_cast<std::streamsize>(logits.size() * sizeof(float)));
+  auto cannot_write = [&] {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "--logits-out: cannot write '", path, "'; check that the folder exists and is writable"));
+  };
+  if (!out) return cannot_write();
+  std::vector<float> row;
+  absl::Status s = TeacherForce(engine, prompt, /*chunk=*/512, /*seq=*/0,
+                                [&](int64_t, std::span<const float> logits) {
+                                  row.assign(logits.begin(), logits.end());
+                                  if constexpr (std::endian::native == std::endian::big) {
+                                    for (float& x : row) {
+                                      x = std::bit_cast<float>(
+                                          __builtin_bswap32(std::bit_cast<uint32_t>(x)));
+                                    }
+                                  }
+                                  out.write(reinterpret_cast<const char*>(row.data()),
+                                            static_cast<std::streamsize>(row.size() * sizeof(float)));
+                                  return out ? absl::OkStatus() : cannot_write();
+                                });
   out.close();
-  if (!out) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("--logits-out: cannot write '", path, "'; check the folder exists and is writable"));
-  }
-  return absl::OkStatus();
+  if (s.ok() && !out) s = cannot_write();
+  if (!s.ok()) std::remove(path.c_str());  // no partial file left behind
+  return s;
 }
 
 absl::Status Run(int argc, char** argv) {
@@ -129,9 +143,7 @@ absl::Status Run(int argc, char** argv) {
   }
 
   if (!f.logits_out.empty()) {
-    absl::StatusOr<std::vector<float>> logits = TeacherForcedLogits(*m->engine, *prompt);
-    if (!logits.ok()) return logits.status();
-    if (absl::Status s = WriteLogits(f.logits_out, *std::move(logits)); !s.ok()) return s;
+    if (absl::Status s = WriteLogits(*m->engine, *prompt, f.logits_out); !s.ok()) return s;
   }
 
   GenerateOptions g;
