@@ -15,7 +15,7 @@ void AllocatePacked(int64_t rows, int64_t cols, int64_t scale_block, int64_t sca
   out->groups = (cols + kGroupCols - 1) / kGroupCols;
   out->scale_block = scale_block;
   out->scale_blocks = scale_blocks;
-  out->codes.Allocate(static_cast<size_t>(out->tiles * out->groups * kBlockBytes));
+  out->codes.AllocateWeights(static_cast<size_t>(out->tiles * out->groups * kBlockBytes));
   out->scales.Allocate(static_cast<size_t>(out->tiles * scale_blocks * kTileRows) *
                        sizeof(float));
 }

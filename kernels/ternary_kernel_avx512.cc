@@ -67,8 +67,10 @@ BITNET_AVX512 void GemvPanel(const PackedTernary& w, const ActPlan& a, int64_t p
     const int64_t g1 = a.seg_begin[s + 1];
     for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
       const uint8_t* blk = base + g * (P * kBlockBytes);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 128), _MM_HINT_T0);
+      for (int line = 0; line < kPanelTiles; ++line) {
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 64 * line),
+                     _MM_HINT_T0);
+      }
       const int8_t* qg = q + g * kGroupCols;
       const __m512i b0 = Bcast4(qg), b1 = Bcast4(qg + 4), b2 = Bcast4(qg + 8),
                     b3 = Bcast4(qg + 12);
