@@ -50,7 +50,8 @@ void AddFlags(ArgParser& a, SynthFlags& f) {
   a.Float("--rope-base", &f.rope_base, "RoPE frequency base", 0.f);
   a.Float("--rms-eps", &f.rms_eps, "RMSNorm epsilon", 0.f);
   a.Choice("--activation", &f.activation, {"silu", "relu2"},
-           "FFN activation, written as {arch}.hidden_activation (default: the arch's)");
+           "FFN activation, written as {arch}.hidden_activation (default: the arch's; upstream "
+           "llama.cpp ignores the key and uses SiLU for bitnet)");
   a.Flag("--tied", &f.tied, "output projection shares token_embd (no output.weight)");
   a.Flag("--untied", &f.untied,
          "write a separate output.weight (llama.cpp accepts it for arch llama only)");
