@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "coordinator/chat_format.h"
 #include "coordinator/cluster_manager.h"
 #include "coordinator/inference_service.h"
@@ -19,7 +20,11 @@
 namespace bitnet::coordinator {
 namespace {
 
-const std::vector<std::string> kHealthServices = {"bitnet.v1.Inference", "bitnet.v1.Cluster"};
+// Readiness: the whole server ("") and the client API are SERVING only while
+// every layer is placed and loaded. bitnet.v1.Cluster (workers register
+// through it) is SERVING whenever the process is up: a liveness check.
+const std::vector<std::string> kHealthServices = {"bitnet.v1.Inference"};
+constexpr char kLivenessService[] = "bitnet.v1.Cluster";
 
 std::string FileStem(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -111,6 +116,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptio
   if (!server.ok()) return server.status();
   c.server = std::move(*server);
   serving::SetHealth(c.server.get(), false, kHealthServices);
+  if (auto* health = c.server->GetHealthCheckService()) {
+    health->SetServingStatus(kLivenessService, true);
+  }
   if (!c.options.quiet) {
     serving::LogLine("coordinator", absl::StrFormat(
         "serving '%s' (%s, %d layers, n_embd %d, context %d, chat format %s) on port %d; "

@@ -26,6 +26,8 @@ class LocalPipeline {
                                                                const EngineOptions& options,
                                                                WireFormat wire);
   int n_stages() const { return static_cast<int>(stages_.size()); }
+  // Switches the wire format (the weights stay loaded).
+  void set_wire(WireFormat wire) { wire_ = wire; }
   const ModelConfig& config() const { return stages_.front()->config(); }
 
   // Runs `rows` through every stage; `logits` gets the rows with want_logits

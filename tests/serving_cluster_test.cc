@@ -113,6 +113,7 @@ TEST_F(ClusterTest, PlacesEveryLayerOnThreeStages) {
   EXPECT_EQ(models.models(0).n_stages(), 3);
   EXPECT_EQ(models.models(0).n_layer(), 4);
   EXPECT_TRUE(*cluster_->client().IsServing("bitnet.v1.Inference"));
+  EXPECT_TRUE(*cluster_->client().IsServing("bitnet.v1.Cluster"));  // liveness
 }
 
 TEST_F(ClusterTest, Fp32WireGivesTheSingleNodeTokens) {

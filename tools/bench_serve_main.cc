@@ -377,22 +377,41 @@ int RunWireAccuracy() {
     }
     ref_runs.push_back(std::move(*run));
   }
+  nlohmann::json out;
+  // The scale the differences are read against: the spread of the fp32
+  // logits and how close the top two are.
+  std::vector<double> stds, gaps;
+  for (const auto& run : ref_runs) {
+    for (const auto& row : run.logits) {
+      double mean = 0, sq = 0;
+      for (float v : row) mean += v;
+      mean /= static_cast<double>(row.size());
+      for (float v : row) sq += (v - mean) * (v - mean);
+      stds.push_back(std::sqrt(sq / static_cast<double>(row.size())));
+      std::vector<float> top(row.begin(), row.end());
+      std::partial_sort(top.begin(), top.begin() + 2, top.end(), std::greater<float>());
+      gaps.push_back(top[0] - top[1]);
+    }
+  }
+  const double logit_std = Percentile(stds, 0.5), top_gap = Percentile(gaps, 0.5);
+  out["fp32_logit_std_median"] = logit_std;
+  out["fp32_top1_top2_gap_median"] = top_gap;
   if (!json) {
     std::printf("model %s, %d stages %s, %d prompts x %d greedy tokens (EOS ignored)\n",
                 model.c_str(), stages, absl::StrJoin(bounds, ",").c_str(), n_prompts, tokens);
+    std::printf("fp32 logits: median std %.3g, median top1-top2 gap %.3g\n", logit_std, top_gap);
     std::printf("%-9s %14s %14s %16s %18s\n", "wire", "max|dlogit|", "mean|dlogit|",
                 "argmax agree", "first divergence");
   }
-  nlohmann::json out;
   out["benchmark"] = "wire_accuracy";
   out["model"] = model;
   out["stage_bounds"] = bounds;
   out["tokens"] = tokens;
   out["prompts"] = n_prompts;
+  // One set of stages: only the format between them changes.
+  auto& pipe = reference;
   for (const char* name : {"fp16", "int8-b32", "int8-b64", "int8"}) {
-    auto wire = *bitnet::serving::ParseWireFormat(name);
-    auto pipe = bitnet::serving::LocalPipeline::Create(**file, bounds, eo, wire);
-    if (!pipe.ok()) return 1;
+    (*pipe)->set_wire(*bitnet::serving::ParseWireFormat(name));
     double max_diff = 0, sum_diff = 0;
     int64_t n_diff = 0, agree = 0, steps = 0;
     std::vector<int> first_divergence;

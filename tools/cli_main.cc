@@ -101,6 +101,7 @@ void SetTimeout(grpc::ClientContext* ctx) {
 int PrintStream(grpc::ClientReader<GenerateResponse>* reader) {
   const bool json = absl::GetFlag(FLAGS_json);
   GenerateResponse chunk, last;
+  bool any = false;
   while (reader->Read(&chunk)) {
     if (json) {
       PrintJson(chunk);
@@ -109,9 +110,10 @@ int PrintStream(grpc::ClientReader<GenerateResponse>* reader) {
       std::fflush(stdout);
     }
     last = chunk;
+    any = true;
   }
   grpc::Status s = reader->Finish();
-  if (!json) {
+  if (!json && any) {
     std::fputs("\n", stdout);
     if (last.finish_reason() != bitnet::v1::FINISH_REASON_UNSPECIFIED) {
       std::fprintf(stderr, "[%s: %d prompt + %d generated tokens; first token %.1f ms, %.1f tokens/s]\n",

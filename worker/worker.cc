@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "bitnet/v1/cluster.grpc.pb.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "engine/stage_engine.h"
 #include "model/gguf.h"
 #include "model/model_weights.h"
@@ -24,7 +25,10 @@
 namespace bitnet::worker {
 namespace {
 
-const std::vector<std::string> kHealthServices = {"bitnet.v1.Worker", "bitnet.v1.StageService"};
+// Readiness: "" and the stage stream are SERVING once a stage is loaded.
+// bitnet.v1.Worker (placement) is SERVING whenever the process is up.
+const std::vector<std::string> kHealthServices = {"bitnet.v1.StageService"};
+constexpr char kLivenessService[] = "bitnet.v1.Worker";
 
 std::string Hostname() {
   char buf[256] = {0};
@@ -313,6 +317,9 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(WorkerOptions options) {
   if (!server.ok()) return server.status();
   w.server = std::move(*server);
   serving::SetHealth(w.server.get(), false, kHealthServices);
+  if (auto* health = w.server->GetHealthCheckService()) {
+    health->SetServingStatus(kLivenessService, true);
+  }
 
   if (!w.options.advertise.empty()) {
     w.address = w.options.advertise;
