@@ -83,8 +83,6 @@ double Median(std::vector<double> v) {
 
 // --- int8 peak loops: 12 independent accumulator chains, `iters` rounds ----
 
-constexpr int64_t kPeakIters = 1 << 20;
-
 // Twelve named accumulators (an array would live in memory once the asm
 // barrier takes its elements' addresses).
 #define BITNET_PEAK_LOOP(TYPE, INIT, STEP, BARRIER, SUM)                         \
@@ -235,7 +233,7 @@ double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes) {
   std::vector<double> rates;
   for (int p = 0; p < passes; ++p) {
     const double t0 = Seconds();
-    pool.ParallelFor(parts, [&](int64_t b, int64_t e) {
+    pool.ParallelFor(parts, 1, [&](int64_t b, int64_t e) {
       uint64_t s = 0;
       for (int64_t k = b; k < e; ++k) s ^= ReadSlice(buf.data() + k * slice, slice);
       g_sink = s;
@@ -246,14 +244,36 @@ double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes) {
   return Median(rates);
 }
 
-double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes) {
+ReadBandwidthProbe::ReadBandwidthProbe(int64_t bytes) : buf_(static_cast<size_t>(bytes)) {
+  if (!buf_.empty()) std::memset(buf_.data(), 0x5a, buf_.size());
+}
+
+double ReadBandwidthProbe::Measure(ThreadPool& pool, int64_t window) {
+  const int64_t size = static_cast<int64_t>(buf_.size());
+  if (size == 0) return 0.0;
+  window = std::min(window, size);
+  if (next_ + window > size) next_ = 0;
+  const uint8_t* base = buf_.data() + next_;
+  next_ += window;
+  const int parts = pool.size();
+  const int64_t slice = window / parts / 4096 * 4096;
+  const double t0 = Seconds();
+  pool.ParallelFor(parts, 1, [&](int64_t b, int64_t e) {
+    uint64_t s = 0;
+    for (int64_t k = b; k < e; ++k) s ^= ReadSlice(base + k * slice, slice);
+    g_sink = s;
+  });
+  return static_cast<double>(slice * parts) / (Seconds() - t0) / 1e9;
+}
+
+double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes, int64_t iterations) {
   const int parts = pool.size();
   std::vector<double> rates;
   for (int p = 0; p < passes; ++p) {
     std::vector<double> ops(parts, 0.0);
     const double t0 = Seconds();
-    pool.ParallelFor(parts, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) ops[k] = PeakOps(v, kPeakIters);
+    pool.ParallelFor(parts, 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) ops[k] = PeakOps(v, iterations);
     });
     const double dt = Seconds() - t0;
     double total = 0.0;

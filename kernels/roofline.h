@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/aligned_buffer.h"
 #include "kernels/kernel_variant.h"
 
 namespace bitnet::kernels {
@@ -18,11 +19,28 @@ class ThreadPool;
 // passes.
 double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes);
 
+// A read-bandwidth probe that keeps its buffer, for measurements interleaved
+// with the kernels' (on a shared machine the ceiling moves from second to
+// second, so each kernel timing is paired with a probe taken just before).
+class ReadBandwidthProbe {
+ public:
+  explicit ReadBandwidthProbe(int64_t bytes);
+  // GB/s reading the next `window` bytes of the buffer (wrapping), split over
+  // the pool's threads. Windows rotate, so keep the buffer a few times larger
+  // than the window and the window larger than the last-level cache.
+  double Measure(ThreadPool& pool, int64_t window);
+
+ private:
+  AlignedBuffer buf_;
+  int64_t next_ = 0;
+};
+
 // Int8 multiply-accumulate peak of variant `v` with every thread of the pool:
 // independent chains of its widest dot-product instruction (vpdpbusd zmm for
 // avx512, ymm for avxvnni, vpmaddubsw+vpmaddwd for avx2, sdot for neon-dot,
 // smull+sadalp for neon, a C loop for scalar). Returns GOPS (2 ops per
 // multiply-add), median of `passes`.
-double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes);
+double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes,
+                       int64_t iterations = int64_t{1} << 20);
 
 }  // namespace bitnet::kernels

@@ -9,7 +9,10 @@
 //
 // Each matrix is timed on fresh random weights in the kernels' packed layout;
 // several copies are cycled so batch-1 runs stream from memory rather than
-// from the 32 MB cache. Times are medians of --reps measurements.
+// from the 32 MB cache. Each of the --reps measurements is paired with a
+// stream-read probe and an int8-peak probe taken just before it (this
+// machine is shared: its ceilings move from second to second); the table
+// shows medians of the times, of the probes and of the per-pair fractions.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,7 +52,7 @@ struct Flags {
   float min_time = 0.05f;  // seconds per measurement
   int32_t reps = 5;
   int32_t rotate_mb = 256;
-  int32_t stream_mb = 512;
+  int32_t stream_mb = 256;
   bool json = false;
 };
 
@@ -81,13 +84,7 @@ kernels::TernaryMatrix RandomPacked(int64_t rows, int64_t cols, uint64_t seed) {
   w.scale_block = cols;
   w.scales = {0.37f};
   auto p = std::make_shared<kernels::PackedTernary>();
-  p->rows = rows;
-  p->cols = cols;
-  p->tiles = (rows + kernels::kTileRows - 1) / kernels::kTileRows;
-  p->groups = (cols + kernels::kGroupCols - 1) / kernels::kGroupCols;
-  p->scale_block = cols;
-  p->scale_blocks = 1;
-  p->codes.Allocate(static_cast<size_t>(p->tiles * p->groups * kernels::kBlockBytes));
+  kernels::AllocatePacked(rows, cols, cols, 1, p.get());
   uint64_t s = seed;
   uint64_t* words = reinterpret_cast<uint64_t*>(p->codes.data());
   for (size_t k = 0; k < p->codes.size() / 8; ++k) {
@@ -99,7 +96,6 @@ kernels::TernaryMatrix RandomPacked(int64_t rows, int64_t cols, uint64_t seed) {
     // Fields 0..2 only: clear the high bit of any field that is 3.
     words[k] = z & ~((z & (z << 1)) & 0xAAAAAAAAAAAAAAAAull);
   }
-  p->scales.Allocate(static_cast<size_t>(p->tiles * kernels::kTileRows) * sizeof(float));
   float* sc = reinterpret_cast<float*>(p->scales.data());
   for (int64_t k = 0; k < p->tiles * kernels::kTileRows; ++k) sc[k] = 0.37f;
   w.packed = std::move(p);
@@ -111,7 +107,9 @@ struct Result {
   int64_t batch = 0;
   int threads = 0;
   double seconds = 0;  // median per call
-  double weight_gbs = 0, gops = 0, frac_bw = 0, frac_peak = 0;
+  double weight_gbs = 0, gops = 0;
+  double stream_gbs = 0, peak_gops = 0;  // medians of the paired probes
+  double frac_bw = 0, frac_peak = 0;     // medians of the per-pair fractions
   int64_t weight_bytes = 0;
 };
 
@@ -120,19 +118,30 @@ double Median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-// Median seconds per TernaryMatMul call over `reps` measurements, cycling
-// through the copies.
-double TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
+// Ceilings measured right before each timing.
+struct Probes {
+  kernels::ReadBandwidthProbe* stream;
+  kernels::KernelVariant variant;
+  int64_t window;
+};
+
+// Times TernaryMatMul `reps` times (each at least min_time, cycling through
+// the copies), each time right after the two probes.
+Result TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
                  const kernels::QuantizedActs& x, std::vector<float>& y, ThreadPool& pool,
-                 const Flags& f) {
+                 const Probes& probes, const Flags& f, Result r) {
   size_t next = 0;
   auto call = [&] {
     kernels::TernaryMatMul(copies[next], x, y.data(), pool);
     next = (next + 1) % copies.size();
   };
   call();  // warm-up (scratch buffers, page faults of y)
-  std::vector<double> per_call;
-  for (int r = 0; r < f.reps; ++r) {
+  const double bytes = static_cast<double>(r.weight_bytes);
+  const double ops = 2.0 * static_cast<double>(r.shape.rows * r.shape.cols * r.batch);
+  std::vector<double> secs, streams, peaks, fbw, fpk;
+  for (int rep = 0; rep < f.reps; ++rep) {
+    streams.push_back(probes.stream->Measure(pool, probes.window));
+    peaks.push_back(kernels::MeasureInt8Peak(pool, probes.variant, 1, int64_t{1} << 18));
     int calls = 0;
     const double t0 = Now();
     double dt = 0;
@@ -141,9 +150,18 @@ double TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
       ++calls;
       dt = Now() - t0;
     } while (dt < f.min_time);
-    per_call.push_back(dt / calls);
+    secs.push_back(dt / calls);
+    fbw.push_back(bytes / secs.back() / 1e9 / streams.back());
+    fpk.push_back(ops / secs.back() / 1e9 / peaks.back());
   }
-  return Median(per_call);
+  r.seconds = Median(secs);
+  r.weight_gbs = bytes / r.seconds / 1e9;
+  r.gops = ops / r.seconds / 1e9;
+  r.stream_gbs = Median(streams);
+  r.peak_gops = Median(peaks);
+  r.frac_bw = Median(fbw);
+  r.frac_peak = Median(fpk);
+  return r;
 }
 
 std::string Human(double seconds) {
@@ -176,13 +194,17 @@ int Run(const Flags& f) {
   }
   const kernels::KernelVariant variant = kernels::ActiveKernelVariant();
 
-  // Ceilings, per thread count, measured now.
+  // Ceilings per thread count: measured now (summary) and again before
+  // every timing (the fractions).
+  kernels::ReadBandwidthProbe probe(int64_t{f.stream_mb} << 20);
+  const Probes probes{&probe, variant, int64_t{f.stream_mb} << 18};  // quarter windows
   std::vector<std::unique_ptr<ThreadPool>> pools;
   std::vector<double> stream, peak;
   for (int64_t t : *threads) {
     pools.push_back(std::make_unique<ThreadPool>(static_cast<int>(t)));
-    stream.push_back(
-        kernels::MeasureReadBandwidth(*pools.back(), int64_t{f.stream_mb} << 20, 7));
+    std::vector<double> s;
+    for (int k = 0; k < 8; ++k) s.push_back(probe.Measure(*pools.back(), probes.window));
+    stream.push_back(Median(s));
     peak.push_back(kernels::MeasureInt8Peak(*pools.back(), variant, 7));
     if (!f.json) {
       std::printf("threads %lld: stream-read %.1f GB/s, int8 peak (%s) %.0f GOPS\n",
@@ -191,8 +213,9 @@ int Run(const Flags& f) {
     }
   }
   if (!f.json) {
-    std::printf("\n%-6s %-12s %7s %6s %5s %3s %10s %8s %8s %6s %6s\n", "model", "matrix", "rows",
-                "cols", "batch", "thr", "time", "GB/s", "GOPS", "%bw", "%peak");
+    std::printf("\n%-6s %-12s %7s %6s %5s %3s %10s %7s %7s %7s %7s %5s %5s\n", "model",
+                "matrix", "rows", "cols", "batch", "thr", "time", "GB/s", "stream", "GOPS",
+                "peak", "%bw", "%pk");
     std::fflush(stdout);
   }
 
@@ -217,19 +240,16 @@ int Run(const Flags& f) {
         r.shape = shape;
         r.batch = batch;
         r.threads = static_cast<int>((*threads)[ti]);
-        r.seconds = TimeCalls(copies, x, y, *pools[ti], f);
         r.weight_bytes = bytes;
-        r.weight_gbs = static_cast<double>(bytes) / r.seconds / 1e9;
-        r.gops = 2.0 * static_cast<double>(shape.rows * shape.cols * batch) / r.seconds / 1e9;
-        r.frac_bw = r.weight_gbs / stream[ti];
-        r.frac_peak = r.gops / peak[ti];
+        r = TimeCalls(copies, x, y, *pools[ti], probes, f, r);
         results.push_back(r);
         if (!f.json) {
-          std::printf("%-6s %-12s %7lld %6lld %5lld %3d %10s %8.1f %8.1f %5.0f%% %5.0f%%\n",
+          std::printf("%-6s %-12s %7lld %6lld %5lld %3d %10s %7.1f %7.1f %7.1f %7.0f %4.0f%% %4.0f%%\n",
                       shape.model.c_str(), shape.name.c_str(),
                       static_cast<long long>(shape.rows), static_cast<long long>(shape.cols),
                       static_cast<long long>(batch), r.threads, Human(r.seconds).c_str(),
-                      r.weight_gbs, r.gops, 100 * r.frac_bw, 100 * r.frac_peak);
+                      r.weight_gbs, r.stream_gbs, r.gops, r.peak_gops, 100 * r.frac_bw,
+                      100 * r.frac_peak);
           std::fflush(stdout);
         }
       }
@@ -239,6 +259,9 @@ int Run(const Flags& f) {
     nlohmann::json j;
     j["variant"] = std::string(kernels::KernelVariantName(variant));
     j["act_quant"] = f.act;
+    j["note"] =
+        "ceilings: measured at start (below) and before every timing (per result); fractions "
+        "are medians of per-pair ratios";
     nlohmann::json ceilings = nlohmann::json::array();
     for (size_t ti = 0; ti < threads->size(); ++ti) {
       ceilings.push_back({{"threads", (*threads)[ti]},
@@ -258,6 +281,8 @@ int Run(const Flags& f) {
                       {"weight_bytes", r.weight_bytes},
                       {"weight_gbs", r.weight_gbs},
                       {"int8_gops", r.gops},
+                      {"stream_read_gbs", r.stream_gbs},
+                      {"int8_peak_gops", r.peak_gops},
                       {"fraction_of_stream_read", r.frac_bw},
                       {"fraction_of_int8_peak", r.frac_peak}});
     }
@@ -287,7 +312,8 @@ int main(int argc, char** argv) {
   p.Int32("--rotate-mb", &f.rotate_mb,
           "cycle copies of each matrix until they fill this many MiB (defeats the cache)", 1,
           1 << 16);
-  p.Int32("--stream-mb", &f.stream_mb, "buffer size of the stream-read ceiling, MiB", 64,
+  p.Int32("--stream-mb", &f.stream_mb,
+          "buffer of the stream-read probe, MiB (each probe reads a quarter of it)", 128,
           1 << 16);
   p.Flag("--json", &f.json, "print one JSON object instead of the table");
   if (absl::Status s = p.Parse(argc, argv); !s.ok()) {
