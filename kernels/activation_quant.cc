@@ -10,6 +10,15 @@
 
 namespace bitnet::kernels {
 
+std::string_view ActQuantName(ActQuant q) {
+  switch (q) {
+    case ActQuant::kPerToken: return "per-token";
+    case ActQuant::kQ8K: return "q8k";
+    case ActQuant::kNone: return "none";
+  }
+  return "unknown";
+}
+
 namespace {
 
 // Rounds half to even (nearbyint in the default rounding mode) and clamps to

@@ -1,4 +1,4 @@
-// Names of the activation quantization modes (flags, logs, model metadata).
+// Parsing activation quantization names (flags, model metadata).
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -6,20 +6,12 @@
 
 namespace bitnet::kernels {
 
-std::string_view ActQuantName(ActQuant q) {
-  switch (q) {
-    case ActQuant::kPerToken: return "per-token";
-    case ActQuant::kQ8K: return "q8k";
-    case ActQuant::kNone: return "none";
-  }
-  return "unknown";
-}
-
 absl::StatusOr<ActQuant> ActQuantFromName(std::string_view name) {
   if (name == "per-token") return ActQuant::kPerToken;
   if (name == "q8k") return ActQuant::kQ8K;
   if (name == "none") return ActQuant::kNone;
-  return absl::InvalidArgumentError(absl::StrCat("unknown activation quantization '", std::string(name),
+  return absl::InvalidArgumentError(absl::StrCat("unknown activation quantization '",
+                                                 std::string(name),
                                                  "'; use per-token, q8k or none"));
 }
 

@@ -150,7 +150,7 @@ __attribute__((target("avx2"))) double PeakAvx2(int64_t iters) {
 #endif
 
 #if defined(__aarch64__)
-__attribute__((target("+dotprod"))) double PeakNeonDot(int64_t iters) {
+__attribute__((target("arch=armv8.2-a+dotprod"))) double PeakNeonDot(int64_t iters) {
   const int8x16_t a = vdupq_n_s8(3), b = vdupq_n_s8(-5);
 #define INIT(j) vdupq_n_s32(j)
 #define STEP(c) vdotq_s32(c, a, b)

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,6 +58,9 @@ struct TernaryMatrix {
 // PackTernaryChecked.
 TernaryMatrix PackTernary(int64_t rows, int64_t cols, const int8_t* codes,
                           const std::vector<float>& scales, int64_t scale_block);
+// Empty if PackTernary accepts these arguments, else what is wrong.
+std::string TernaryShapeError(int64_t rows, int64_t cols, const int8_t* codes,
+                              const std::vector<float>& scales, int64_t scale_block);
 absl::StatusOr<TernaryMatrix> PackTernaryChecked(int64_t rows, int64_t cols, const int8_t* codes,
                                                  const std::vector<float>& scales,
                                                  int64_t scale_block);
