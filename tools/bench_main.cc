@@ -31,6 +31,7 @@
 #include "kernels/packed_ternary.h"
 #include "kernels/roofline.h"
 #include "kernels/ternary_matrix.h"
+#include "kernels/ternary_tl.h"
 #include "kernels/thread_pool.h"
 #include "nlohmann/json.hpp"
 #include "tools/bench_shapes.h"
@@ -49,6 +50,7 @@ struct Flags {
   std::string batches = "1,8,64,512";
   std::string threads = "1,2";
   std::string act = "per-token";
+  std::string family = "mac";
   float min_time = 0.05f;  // seconds per measurement
   int32_t reps = 5;
   int32_t rotate_mb = 256;
@@ -164,6 +166,62 @@ Result TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
   return r;
 }
 
+// A table-lookup (T-MAC style) matrix with random bytes: the speed does not
+// depend on the values.
+kernels::TlPacked RandomTl(int64_t rows, int64_t cols, uint64_t seed) {
+  kernels::TlPacked w;
+  w.rows = rows;
+  w.cols = cols;
+  w.tiles = (rows + 15) / 16;
+  w.groups = (cols + 15) / 16;
+  w.codes.AllocateWeights(static_cast<size_t>(w.tiles * w.groups * 64));
+  std::mt19937_64 rng(seed);
+  uint64_t* words = reinterpret_cast<uint64_t*>(w.codes.data());
+  for (size_t k = 0; k < w.codes.size() / 8; ++k) words[k] = rng();
+  w.scales.assign(static_cast<size_t>(w.tiles * 16), 0.37f);
+  return w;
+}
+
+// The table-lookup family at batch 1 on the calling thread (the comparison
+// with the multiply-accumulate family; see docs/PERFORMANCE.md).
+Result TimeTl(const std::vector<kernels::TlPacked>& copies, const kernels::QuantizedActs& x,
+              std::vector<float>& y, ThreadPool& pool, const Probes& probes, const Flags& f,
+              Result r) {
+  std::vector<int16_t> tables;
+  size_t next = 0;
+  auto call = [&] {
+    kernels::TlGemv(copies[next], x, probes.variant, y.data(), &tables);
+    next = (next + 1) % copies.size();
+  };
+  call();
+  const double bytes = static_cast<double>(r.weight_bytes);
+  const double ops = 2.0 * static_cast<double>(r.shape.rows * r.shape.cols);
+  std::vector<double> secs, streams, peaks, fbw, fpk;
+  for (int rep = 0; rep < f.reps; ++rep) {
+    streams.push_back(probes.stream->Measure(pool, probes.window));
+    peaks.push_back(kernels::MeasureInt8Peak(pool, probes.variant, 1, int64_t{1} << 18));
+    int calls = 0;
+    const double t0 = Now();
+    double dt = 0;
+    do {
+      call();
+      ++calls;
+      dt = Now() - t0;
+    } while (dt < f.min_time);
+    secs.push_back(dt / calls);
+    fbw.push_back(bytes / secs.back() / 1e9 / streams.back());
+    fpk.push_back(ops / secs.back() / 1e9 / peaks.back());
+  }
+  r.seconds = Median(secs);
+  r.weight_gbs = bytes / r.seconds / 1e9;
+  r.gops = ops / r.seconds / 1e9;
+  r.stream_gbs = Median(streams);
+  r.peak_gops = Median(peaks);
+  r.frac_bw = Median(fbw);
+  r.frac_peak = Median(fpk);
+  return r;
+}
+
 std::string Human(double seconds) {
   if (seconds < 1e-3) return absl::StrCat(static_cast<int64_t>(seconds * 1e6 + 0.5), " us");
   char buf[32];
@@ -193,6 +251,19 @@ int Run(const Flags& f) {
         "like 2b.attn_q, 8b.ffn_down, 2b.lm_head")));
   }
   const kernels::KernelVariant variant = kernels::ActiveKernelVariant();
+  const bool tl = f.family == "tl";
+  if (tl && (variant != kernels::KernelVariant::kAvx512 &&
+             variant != kernels::KernelVariant::kAvx2 &&
+             variant != kernels::KernelVariant::kScalar)) {
+    return cli::ReportError(kProgram, absl::InvalidArgumentError(
+        "--family tl runs with BITNET_KERNEL=scalar, avx2 or avx512 only"));
+  }
+  if (tl && (*batches != std::vector<int64_t>{1} || *threads != std::vector<int64_t>{1} ||
+             *act != kernels::ActQuant::kPerToken)) {
+    return cli::ReportError(kProgram, absl::InvalidArgumentError(
+        "--family tl measures batch 1, one thread, per-token activations: pass "
+        "--batches 1 --threads 1"));
+  }
 
   // Ceilings per thread count: measured now (summary) and again before
   // every timing (the fractions).
@@ -223,12 +294,25 @@ int Run(const Flags& f) {
   std::mt19937 rng(42);
   std::normal_distribution<float> normal;
   for (const MatrixShape& shape : shapes) {
-    const kernels::TernaryMatrix first = RandomPacked(shape.rows, shape.cols, 1);
-    const int64_t bytes = static_cast<int64_t>(first.packed->codes.size());
+    std::vector<kernels::TernaryMatrix> copies;
+    std::vector<kernels::TlPacked> tl_copies;
+    int64_t bytes = 0;
+    if (tl) {
+      tl_copies.push_back(RandomTl(shape.rows, shape.cols, 1));
+      bytes = static_cast<int64_t>(tl_copies[0].codes.size());
+    } else {
+      copies.push_back(RandomPacked(shape.rows, shape.cols, 1));
+      bytes = static_cast<int64_t>(copies[0].packed->codes.size());
+    }
     const int64_t ncopies =
         std::max<int64_t>(1, ((int64_t{f.rotate_mb} << 20) + bytes - 1) / bytes);
-    std::vector<kernels::TernaryMatrix> copies = {first};
-    for (int64_t c = 1; c < ncopies; ++c) copies.push_back(RandomPacked(shape.rows, shape.cols, c + 1));
+    for (int64_t c = 1; c < ncopies; ++c) {
+      if (tl) {
+        tl_copies.push_back(RandomTl(shape.rows, shape.cols, c + 1));
+      } else {
+        copies.push_back(RandomPacked(shape.rows, shape.cols, c + 1));
+      }
+    }
     for (int64_t batch : *batches) {
       std::vector<float> xf(static_cast<size_t>(batch * shape.cols));
       for (float& v : xf) v = normal(rng);
@@ -241,7 +325,8 @@ int Run(const Flags& f) {
         r.batch = batch;
         r.threads = static_cast<int>((*threads)[ti]);
         r.weight_bytes = bytes;
-        r = TimeCalls(copies, x, y, *pools[ti], probes, f, r);
+        r = tl ? TimeTl(tl_copies, x, y, *pools[ti], probes, f, r)
+               : TimeCalls(copies, x, y, *pools[ti], probes, f, r);
         results.push_back(r);
         if (!f.json) {
           std::printf("%-6s %-12s %7lld %6lld %5lld %3d %10s %7.1f %7.1f %7.1f %7.0f %4.0f%% %4.0f%%\n",
@@ -259,6 +344,7 @@ int Run(const Flags& f) {
     nlohmann::json j;
     j["variant"] = std::string(kernels::KernelVariantName(variant));
     j["act_quant"] = f.act;
+    j["family"] = f.family;
     j["note"] =
         "ceilings: measured at start (below) and before every timing (per result); fractions "
         "are medians of per-pair ratios";
@@ -307,6 +393,9 @@ int main(int argc, char** argv) {
   p.String("--batches", &f.batches, "comma-separated batch sizes (tokens per call)", "LIST");
   p.String("--threads", &f.threads, "comma-separated thread counts", "LIST");
   p.Choice("--act", &f.act, {"per-token", "q8k"}, "activation quantization");
+  p.Choice("--family", &f.family, {"mac", "tl"},
+           "kernel family: mac (multiply-accumulate, what the engine uses) or tl (table "
+           "lookup, batch 1 only, for comparison)");
   p.Float("--min-time", &f.min_time, "seconds per measurement", 0.001f, 60.0f);
   p.Int32("--reps", &f.reps, "measurements per configuration (median reported)", 1, 1000);
   p.Int32("--rotate-mb", &f.rotate_mb,
