@@ -25,9 +25,11 @@ bool CpuHas(KernelVariant v) {
       return true;
 #if defined(__x86_64__)
     case KernelVariant::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
     case KernelVariant::kAvxVnni:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+             __builtin_cpu_supports("avxvnni");
     case KernelVariant::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
