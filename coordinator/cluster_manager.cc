@@ -25,6 +25,9 @@ ClusterManager::ClusterManager(ClusterOptions options, serving::ModelFootprint f
       scheduler_(scheduler),
       transport_(transport) {
   absl::MutexLock lock(&mu_);
+  // Epochs keep increasing across coordinator restarts, so a worker never
+  // mistakes a new placement for an old one.
+  epoch_ = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
   SetState(absl::StrCat("waiting for workers (0 of ", options_.min_workers, " registered)"));
 }
 

@@ -48,7 +48,10 @@ Scheduler::~Scheduler() { Shutdown(); }
 absl::StatusOr<std::shared_ptr<Generation>> Scheduler::Submit(GenerationSpec spec) {
   absl::MutexLock lock(&mu_);
   if (stop_) return absl::UnavailableError("the server is shutting down");
-  if (!attached_) {
+  // Before the first placement there is nothing to wait for; during a
+  // re-placement requests queue (and fail after recovery_timeout if it never
+  // comes back).
+  if (!attached_ && !ever_attached_) {
     return absl::UnavailableError(
         absl::StrCat("the model is not being served yet (", unavailable_reason_,
                      "); retry shortly, or watch grpc.health.v1 for SERVING"));
@@ -72,6 +75,7 @@ void Scheduler::Wake() {
 void Scheduler::AttachPipeline(uint64_t epoch, int n_stages, SendFn send) {
   absl::MutexLock lock(&mu_);
   attached_ = true;
+  ever_attached_ = true;
   epoch_ = epoch;
   n_stages_ = std::max(1, n_stages);
   send_ = std::move(send);
@@ -276,10 +280,12 @@ void Scheduler::FinishSeq(uint64_t id, v1::FinishReason reason, absl::Status err
 }
 
 void Scheduler::Reap(absl::Time now) {
-  // Queued requests: cancelled, past their deadline, or waiting on a
-  // pipeline that did not come back.
-  const bool given_up = !attached_ && !active_.empty() &&
+  // Cancelled, past their deadline, or waiting on a pipeline that did not
+  // come back in time.
+  const bool given_up = !attached_ && ever_attached_ &&
                         now - detached_since_ > options_.recovery_timeout;
+  const absl::Status gone = absl::UnavailableError(absl::StrCat(
+      "the pipeline broke (", detach_reason_.message(), ") and no new placement came in time"));
   for (auto it = queue_.begin(); it != queue_.end();) {
     Generation& g = **it;
     if (g.cancel_requested()) {
@@ -288,6 +294,8 @@ void Scheduler::Reap(absl::Time now) {
       g.Finish(v1::FINISH_REASON_DEADLINE, "",
                absl::DeadlineExceededError("the deadline passed while the request was queued"),
                now);
+    } else if (given_up) {
+      g.Finish(v1::FINISH_REASON_ERROR, "", gone, now);
     } else {
       ++it;
       continue;
@@ -310,8 +318,7 @@ void Scheduler::Reap(absl::Time now) {
     if (reason == v1::FINISH_REASON_DEADLINE) {
       why = absl::DeadlineExceededError("the deadline passed during generation");
     } else if (reason == v1::FINISH_REASON_ERROR) {
-      why = absl::UnavailableError(absl::StrCat("the pipeline broke (", detach_reason_.message(),
-                                                ") and no new placement came in time"));
+      why = gone;
     }
     FinishSeq(id, reason, why, now);
   }

@@ -51,8 +51,9 @@ class Scheduler {
   Scheduler(SchedulerOptions options, const Tokenizer* tokenizer, int64_t n_ctx);
   ~Scheduler();
 
-  // Queues a request. UNAVAILABLE while no pipeline is attached,
-  // RESOURCE_EXHAUSTED when the queue is full.
+  // Queues a request. UNAVAILABLE before the first pipeline is attached
+  // (during a later re-placement requests queue), RESOURCE_EXHAUSTED when
+  // the queue is full.
   absl::StatusOr<std::shared_ptr<Generation>> Submit(GenerationSpec spec);
   // Wakes the scheduler after Generation::RequestCancel().
   void Wake();
@@ -113,6 +114,7 @@ class Scheduler {
   std::vector<uint64_t> pending_frees_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::StageFrame> results_ ABSL_GUARDED_BY(mu_);
   bool attached_ ABSL_GUARDED_BY(mu_) = false;
+  bool ever_attached_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time detached_since_ ABSL_GUARDED_BY(mu_);
   absl::Status detach_reason_ ABSL_GUARDED_BY(mu_);
   std::string unavailable_reason_ ABSL_GUARDED_BY(mu_) = "no workers have registered yet";
