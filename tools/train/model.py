@@ -62,18 +62,24 @@ class _ActQuantSTE(torch.autograd.Function):
         return grad
 
 
+def act_quant(x):
+    """Per-token int8 fake quantization with a straight-through gradient."""
+    return _ActQuantSTE.apply(x)
+
+
 class BitLinear(nn.Module):
     def __init__(self, n_in, n_out):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_out, n_in))
         self.exact = False  # set by BitNetModel.forward
 
-    def forward(self, x):
+    def forward(self, x, xq=None):
+        """`xq`: act_quant(x), when several BitLinears share the input."""
         codes, s = ternary_codes(self.weight)
         if self.exact:
             return exact_bitlinear(x, codes, s)
         w = self.weight + (codes * s - self.weight).detach()
-        return F.linear(_ActQuantSTE.apply(x), w)
+        return F.linear(act_quant(x) if xq is None else xq, w)
 
 
 def exact_bitlinear(x, codes, w_scale):
@@ -94,10 +100,10 @@ class FrozenBitLinear(nn.Module):
         self.scale = torch.tensor(float(scale), dtype=torch.float32)
         self.exact = False
 
-    def forward(self, x):
+    def forward(self, x, xq=None):
         if self.exact:
             return exact_bitlinear(x, self.codes, self.scale)
-        return F.linear(quantize_acts(x), self.codes * self.scale)
+        return F.linear(quantize_acts(x) if xq is None else xq, self.codes * self.scale)
 
 
 class RMSNorm(nn.Module):
@@ -146,9 +152,10 @@ class Block(nn.Module):
 
     def attention(self, h, cos, sin, mask, exact):
         B, T, _ = h.shape
-        q = self.wq(h).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = self.wk(h).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
-        v = self.wv(h).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
+        hq = None if exact else act_quant(h)  # q, k and v share one quantized input
+        q = self.wq(h, hq).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k = self.wk(h, hq).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
+        v = self.wv(h, hq).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
         q = apply_rope_neox(q, cos, sin)
         k = apply_rope_neox(k, cos, sin)
         if exact:
@@ -167,8 +174,9 @@ class Block(nn.Module):
     def forward(self, x, cos, sin, mask, exact=False):
         x = x + self.attention(self.attn_norm(x), cos, sin, mask, exact)
         h = self.ffn_norm(x)
-        g = F.relu(self.w_gate(h))
-        return x + self.w_down(self.ffn_sub_norm(g * g * self.w_up(h)))
+        hq = None if exact else act_quant(h)
+        g = F.relu(self.w_gate(h, hq))
+        return x + self.w_down(self.ffn_sub_norm(g * g * self.w_up(h, hq)))
 
 
 class BitNetModel(nn.Module):
