@@ -25,10 +25,14 @@ inline void CpuRelax() {
 #endif
 }
 
-// How long an idle worker polls for the next job before sleeping: long
-// enough to cover the gap between two layer calls, short enough not to burn
-// a core when the engine is idle.
-constexpr int kSpinIterations = 1 << 14;
+// How long an idle worker polls for the next job before sleeping (about
+// 80 us here, a pause being ~40 ns on Zen 5): enough to cover the gap between
+// two layer calls, not so long that idle workers starve other processes.
+constexpr int kSpinIterations = 2048;
+// How long the caller polls for outstanding chunks before yielding its CPU:
+// on an oversubscribed machine the worker holding the last chunk may be
+// waiting for this very CPU.
+constexpr int kWaitSpins = 64;
 
 // Sleeps while *word == expected. Raw futexes: GCC 12's std::atomic::wait
 // offers nothing more and has had lost-wakeup bugs.
@@ -113,8 +117,15 @@ void ThreadPool::Run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
   // Wake sleepers only (a syscall per call would cost more than small jobs).
   if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(&wake_);
   RunChunks(gen);
-  // Only chunks already claimed can be outstanding; they finish promptly.
-  while (done_.load(std::memory_order_acquire) != chunks) CpuRelax();
+  // Only chunks already claimed can be outstanding; they finish promptly
+  // unless their thread lost its CPU.
+  for (int spin = 0; done_.load(std::memory_order_acquire) != chunks; ++spin) {
+    if (spin < kWaitSpins) {
+      CpuRelax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   busy_.store(false, std::memory_order_release);
 }
 
