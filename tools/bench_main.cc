@@ -51,8 +51,10 @@ struct Flags {
   std::string threads = "1,2";
   std::string act = "per-token";
   std::string family = "mac";
-  float min_time = 0.05f;  // seconds per measurement
-  int32_t reps = 5;
+  // Short measurements, many of them: on a shared machine a short window
+  // is often uninterrupted, and the median then shows the kernel's speed.
+  float min_time = 0.005f;  // seconds per measurement
+  int32_t reps = 15;
   int32_t rotate_mb = 256;
   int32_t stream_mb = 256;
   bool json = false;
