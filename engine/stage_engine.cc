@@ -12,11 +12,16 @@
 //   logits = lm_head(rmsnorm(x) * output_norm)             (last stage)
 //
 // Matrix products run over all rows of the micro-batch at once; attention
-// runs per row over that row's sequence.
+// runs per row over that row's sequence. Every step runs on the engine's
+// thread pool (output rows of the products, (row, head) pairs of attention,
+// rows of the norms, chunks of element-wise passes); each value is computed
+// by one thread in a fixed order, so results are identical for any
+// n_threads. Buffers are kept between calls: a decode step allocates nothing.
 #include "engine/stage_engine.h"
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <mutex>
 #include <utility>
 #include <variant>
@@ -27,6 +32,7 @@
 #include "kernels/float16.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/thread_pool.h"
 
 namespace bitnet {
 namespace {
@@ -34,11 +40,20 @@ namespace {
 using kernels::ActQuant;
 using kernels::DenseActRounding;
 
-// Per-call buffers, kept between calls to avoid reallocating every step.
+// Per-call buffers, kept between calls so that a decode step allocates
+// nothing once they have grown to the batch size.
 struct Scratch {
-  std::vector<float> norm, q, k, v, attn, proj, gate, up, rounded, rope, att;
+  std::vector<float> norm, q, k, v, attn, proj, gate, up, rounded, rope, embd_row;
   kernels::QuantizedActs acts;
+  // Forward's bookkeeping.
+  std::vector<KvCache::Sequence*> seqs;
+  absl::flat_hash_map<SeqId, int64_t> next, end;
+  absl::flat_hash_map<SeqId, KvCache::Sequence*> by_id;
 };
+
+// Below this many values an element-wise pass runs on the calling thread: a
+// parallel call costs about a microsecond, that much work about as long.
+constexpr int64_t kParallelElems = 1 << 14;
 
 }  // namespace
 
@@ -49,21 +64,46 @@ struct StageEngine::Impl {
   KvCache cache;
   std::mutex mu;
   Scratch s;
+  // Every layer's work runs on this pool (the caller plus n_threads - 1
+  // workers). Each output element is computed by one thread from the same
+  // inputs in the same order, so results do not depend on n_threads.
+  kernels::ThreadPool pool;
 
   Impl(std::shared_ptr<const ModelWeights> weights, EngineOptions o, int64_t ctx)
       : w(std::move(weights)),
         opt(o),
         n_ctx(ctx),
-        cache(static_cast<int>(w->layers.size()), w->config.kv_dim(), o.kv_type, ctx) {}
+        cache(static_cast<int>(w->layers.size()), w->config.kv_dim(), o.kv_type, ctx),
+        pool(o.n_threads) {}
 
   const ModelConfig& c() const { return w->config; }
 
-  absl::Status Validate(std::span<const BatchRow> rows, const std::vector<float>& hidden) const;
-  void Linear(const bitnet::Linear& lin, const float* x, int64_t n, float* y);
-  void Layer(int li, std::span<const BatchRow> rows, const std::vector<KvCache::Sequence*>& seqs,
-             float* x);
-  void Attention(int li, const BatchRow& row, const KvCache::Sequence& seq, const float* q,
-                 float* out);
+  absl::Status Validate(std::span<const BatchRow> rows, const std::vector<float>& hidden);
+  // Runs several linears on the same input: ternary ones that take the same
+  // activation quantization share one quantization of x.
+  void Linears(std::initializer_list<std::pair<const bitnet::Linear*, float*>> outs,
+               const float* x, int64_t n);
+  void Attention(int li, std::span<const BatchRow> rows, float* out);
+  void Layer(int li, std::span<const BatchRow> rows, float* x);
+
+  // f(begin, end) over [0, n) elements, on the pool when n is large.
+  template <typename F>
+  void Elementwise(int64_t n, const F& f) {
+    if (n < 2 * kParallelElems) {
+      f(int64_t{0}, n);
+    } else {
+      pool.ParallelFor(n, kParallelElems, f);
+    }
+  }
+  // f(begin, end) over [0, n) rows of `width` values each.
+  template <typename F>
+  void Rows(int64_t n, int64_t width, const F& f) {
+    if (n < 2 || n * width < 2 * kParallelElems) {
+      f(int64_t{0}, n);
+    } else {
+      pool.ParallelFor(n, f);
+    }
+  }
 };
 
 namespace {
@@ -76,61 +116,108 @@ void RoundActivations(DenseActRounding r, const float* x, int64_t n, float* out)
   }
 }
 
-}  // namespace
+// The activation quantization a ternary linear takes, and the rounding of
+// float activations (kNone only) before it.
+struct ActMode {
+  ActQuant mode;
+  DenseActRounding rounding;
+  bool operator==(const ActMode&) const = default;
+};
 
-// y (n x rows) = lin(x (n x cols)). Ternary weights take the configured
-// activation quantization; dense float weights round activations as ggml
-// does for their stored type and ignore act_quant.
-void StageEngine::Impl::Linear(const bitnet::Linear& lin, const float* x, int64_t n, float* y) {
-  if (const auto* t = std::get_if<kernels::TernaryMatrix>(&lin.w)) {
-    ActQuant mode = opt.act_quant;
-    const float* in = x;
-    if (mode == ActQuant::kNone) {
-      // Float activations: reproduce ggml's rounding for the tensor's stored
-      // type (F16 -> fp16 etc.), so "none" equals llama.cpp's float product.
-      switch (lin.float_act_rounding) {
-        case DenseActRounding::kF16:
-        case DenseActRounding::kBF16:
-          s.rounded.resize(static_cast<size_t>(n * t->cols));
-          RoundActivations(lin.float_act_rounding, x, n * t->cols, s.rounded.data());
-          in = s.rounded.data();
-          break;
-        case DenseActRounding::kQ8K: mode = ActQuant::kQ8K; break;
-        default: break;
-      }
-    }
-    kernels::QuantizeActs(in, n, t->cols, mode, &s.acts);
-    kernels::TernaryMatMul(*t, s.acts, y);
-  } else {
-    kernels::DenseMatMul(std::get<kernels::DenseMatrix>(lin.w), x, n, y);
-  }
-  if (lin.out_scale != 1.f) {
-    const int64_t count = n * lin.rows();
-    for (int64_t i = 0; i < count; ++i) y[i] *= lin.out_scale;
+ActMode ModeFor(const bitnet::Linear& lin, ActQuant configured) {
+  if (configured != ActQuant::kNone) return {configured, DenseActRounding::kNone};
+  // Float activations: reproduce ggml's rounding for the tensor's stored
+  // type (F16 -> fp16 etc.), so "none" equals llama.cpp's float product.
+  switch (lin.float_act_rounding) {
+    case DenseActRounding::kF16:
+    case DenseActRounding::kBF16: return {ActQuant::kNone, lin.float_act_rounding};
+    case DenseActRounding::kQ8K: return {ActQuant::kQ8K, DenseActRounding::kNone};
+    default: return {ActQuant::kNone, DenseActRounding::kNone};
   }
 }
 
-void StageEngine::Impl::Attention(int li, const BatchRow& row, const KvCache::Sequence& seq,
-                                  const float* q, float* out) {
+}  // namespace
+
+// y (n x rows) = lin(x (n x cols)) for each (lin, y). Ternary weights take
+// the configured activation quantization; dense weights round activations
+// as ggml does for their stored type and ignore act_quant.
+void StageEngine::Impl::Linears(
+    std::initializer_list<std::pair<const bitnet::Linear*, float*>> outs, const float* x,
+    int64_t n) {
+  bool have = false;
+  ActMode prepared{};
+  for (const auto& [lin, y] : outs) {
+    if (const auto* t = std::get_if<kernels::TernaryMatrix>(&lin->w)) {
+      const ActMode m = ModeFor(*lin, opt.act_quant);
+      if (!have || !(m == prepared)) {
+        const float* in = x;
+        if (m.rounding != DenseActRounding::kNone) {
+          s.rounded.resize(static_cast<size_t>(n * t->cols));
+          RoundActivations(m.rounding, x, n * t->cols, s.rounded.data());
+          in = s.rounded.data();
+        }
+        kernels::QuantizeActs(in, n, t->cols, m.mode, &s.acts);
+        have = true;
+        prepared = m;
+      }
+      kernels::TernaryMatMul(*t, s.acts, y, pool);
+    } else {
+      kernels::DenseMatMul(std::get<kernels::DenseMatrix>(lin->w), x, n, y, pool);
+    }
+    if (lin->out_scale != 1.f) {
+      const float scale = lin->out_scale;
+      Elementwise(n * lin->rows(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) y[i] *= scale;
+      });
+    }
+  }
+}
+
+// Attention of every row of the batch over its sequence's cache, spread
+// over (row, head) pairs. Each thread keeps its own score buffer.
+void StageEngine::Impl::Attention(int li, std::span<const BatchRow> rows, float* out) {
   const ModelConfig& cf = c();
   kernels::AttentionShape shape;
   shape.n_head = cf.n_head;
   shape.n_head_kv = cf.n_head_kv;
   shape.head_dim = cf.head_dim;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(cf.head_dim));
-  const int64_t n_pos = static_cast<int64_t>(row.pos) + 1;  // causal: itself and earlier
-  s.att.resize(static_cast<size_t>(n_pos + cf.head_dim));
-  if (cache.type() == KvType::kF16) {
-    kernels::AttentionF16(q, seq.keys_f16(li), seq.values_f16(li), n_pos, cf.kv_dim(), shape,
-                          s.att.data(), out);
+  const int64_t qd = cf.q_dim(), kvd = cf.kv_dim();
+  const int64_t heads = cf.n_head;
+  const int64_t items = static_cast<int64_t>(rows.size()) * heads;
+  const bool f16 = cache.type() == KvType::kF16;
+  auto run = [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> att;
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t i = it / heads, h = it % heads;
+      const BatchRow& row = rows[static_cast<size_t>(i)];
+      const KvCache::Sequence& seq = *s.seqs[static_cast<size_t>(i)];
+      const int64_t n_pos = static_cast<int64_t>(row.pos) + 1;  // causal: itself and earlier
+      if (att.size() < static_cast<size_t>(n_pos + cf.head_dim)) {
+        att.resize(static_cast<size_t>(std::max<int64_t>(n_pos + cf.head_dim, 2 * att.size())));
+      }
+      const float* q = s.q.data() + i * qd;
+      float* o = out + i * qd;
+      if (f16) {
+        kernels::AttentionHeadsF16(q, seq.keys_f16(li), seq.values_f16(li), n_pos, kvd, shape, h,
+                                   h + 1, att.data(), o);
+      } else {
+        kernels::AttentionHeadsF32(q, seq.keys_f32(li), seq.values_f32(li), n_pos, kvd, shape, h,
+                                   h + 1, att.data(), o);
+      }
+    }
+  };
+  // Small chunks: a row's cost grows with its position, so equal-sized
+  // chunks of a long prompt are far from equal work.
+  const int64_t grain = std::max<int64_t>(1, items / (16 * pool.size()));
+  if (items < 2) {
+    run(0, items);
   } else {
-    kernels::AttentionF32(q, seq.keys_f32(li), seq.values_f32(li), n_pos, cf.kv_dim(), shape,
-                          s.att.data(), out);
+    pool.ParallelFor(items, grain, run);
   }
 }
 
-void StageEngine::Impl::Layer(int li, std::span<const BatchRow> rows,
-                              const std::vector<KvCache::Sequence*>& seqs, float* x) {
+void StageEngine::Impl::Layer(int li, std::span<const BatchRow> rows, float* x) {
   const ModelConfig& cf = c();
   const LayerWeights& L = w->layers[static_cast<size_t>(li)];
   const int64_t n = static_cast<int64_t>(rows.size());
@@ -138,61 +225,67 @@ void StageEngine::Impl::Layer(int li, std::span<const BatchRow> rows,
   const kernels::RopeMode rope =
       cf.rope_type == RopeType::kNeox ? kernels::RopeMode::kNeox : kernels::RopeMode::kNorm;
   const int64_t n_angles = cf.n_rot;  // cos, sin per frequency
+  const float eps = cf.rms_eps;
 
   // Attention block.
-  s.norm.resize(static_cast<size_t>(n * d));
-  kernels::RmsNormRows(x, L.attn_norm.data(), n, d, cf.rms_eps, s.norm.data());
-  s.q.resize(static_cast<size_t>(n * qd));
-  s.k.resize(static_cast<size_t>(n * kvd));
-  s.v.resize(static_cast<size_t>(n * kvd));
-  Linear(L.wq, s.norm.data(), n, s.q.data());
-  Linear(L.wk, s.norm.data(), n, s.k.data());
-  Linear(L.wv, s.norm.data(), n, s.v.data());
-  for (int64_t i = 0; i < n; ++i) {
-    const float* cs = s.rope.data() + i * n_angles;
-    kernels::ApplyRope(s.q.data() + i * qd, cf.n_head, cf.head_dim, cf.n_rot, cs, rope);
-    kernels::ApplyRope(s.k.data() + i * kvd, cf.n_head_kv, cf.head_dim, cf.n_rot, cs, rope);
-    seqs[static_cast<size_t>(i)]->Store(li, rows[static_cast<size_t>(i)].pos,
-                                        s.k.data() + i * kvd, s.v.data() + i * kvd);
-  }
+  float* norm = s.norm.data();
+  Rows(n, d, [&](int64_t b, int64_t e) {
+    kernels::RmsNormRows(x + b * d, L.attn_norm.data(), e - b, d, eps, norm + b * d);
+  });
+  Linears({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, norm, n);
+  Rows(n, qd + kvd, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* cs = s.rope.data() + i * n_angles;
+      kernels::ApplyRope(s.q.data() + i * qd, cf.n_head, cf.head_dim, cf.n_rot, cs, rope);
+      kernels::ApplyRope(s.k.data() + i * kvd, cf.n_head_kv, cf.head_dim, cf.n_rot, cs, rope);
+      s.seqs[static_cast<size_t>(i)]->Store(li, rows[static_cast<size_t>(i)].pos,
+                                            s.k.data() + i * kvd, s.v.data() + i * kvd);
+    }
+  });
   // Every row's key/value is stored before any row attends, so a row sees
   // the earlier rows of its sequence in this same batch.
-  s.attn.resize(static_cast<size_t>(n * qd));
-  for (int64_t i = 0; i < n; ++i) {
-    Attention(li, rows[static_cast<size_t>(i)], *seqs[static_cast<size_t>(i)],
-              s.q.data() + i * qd, s.attn.data() + i * qd);
-  }
+  float* attn = s.attn.data();
+  Attention(li, rows, attn);
   if (cf.sub_norms) {
-    kernels::RmsNormRows(s.attn.data(), L.attn_sub_norm.data(), n, qd, cf.rms_eps,
-                         s.attn.data());
+    Rows(n, qd, [&](int64_t b, int64_t e) {
+      kernels::RmsNormRows(attn + b * qd, L.attn_sub_norm.data(), e - b, qd, eps, attn + b * qd);
+    });
   }
-  s.proj.resize(static_cast<size_t>(n * d));
-  Linear(L.wo, s.attn.data(), n, s.proj.data());
-  for (int64_t i = 0; i < n * d; ++i) x[i] += s.proj[static_cast<size_t>(i)];
+  float* proj = s.proj.data();
+  Linears({{&L.wo, proj}}, attn, n);
+  Elementwise(n * d, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] += proj[i];
+  });
 
   // Feed-forward block.
-  kernels::RmsNormRows(x, L.ffn_norm.data(), n, d, cf.rms_eps, s.norm.data());
-  s.gate.resize(static_cast<size_t>(n * ff));
-  s.up.resize(static_cast<size_t>(n * ff));
-  Linear(L.w_gate, s.norm.data(), n, s.gate.data());
-  Linear(L.w_up, s.norm.data(), n, s.up.data());
-  if (cf.activation == Activation::kSilu) {
-    kernels::SiluMul(s.gate.data(), s.up.data(), n * ff, s.gate.data());
-  } else {
-    kernels::Relu2Mul(s.gate.data(), s.up.data(), n * ff, s.gate.data());
-  }
+  Rows(n, d, [&](int64_t b, int64_t e) {
+    kernels::RmsNormRows(x + b * d, L.ffn_norm.data(), e - b, d, eps, norm + b * d);
+  });
+  float* gate = s.gate.data();
+  Linears({{&L.w_gate, gate}, {&L.w_up, s.up.data()}}, norm, n);
+  const float* up = s.up.data();
+  Elementwise(n * ff, [&](int64_t b, int64_t e) {
+    if (cf.activation == Activation::kSilu) {
+      kernels::SiluMul(gate + b, up + b, e - b, gate + b);
+    } else {
+      kernels::Relu2Mul(gate + b, up + b, e - b, gate + b);
+    }
+  });
   if (cf.sub_norms) {
-    kernels::RmsNormRows(s.gate.data(), L.ffn_sub_norm.data(), n, ff, cf.rms_eps,
-                         s.gate.data());
+    Rows(n, ff, [&](int64_t b, int64_t e) {
+      kernels::RmsNormRows(gate + b * ff, L.ffn_sub_norm.data(), e - b, ff, eps, gate + b * ff);
+    });
   }
-  Linear(L.w_down, s.gate.data(), n, s.proj.data());
-  for (int64_t i = 0; i < n * d; ++i) x[i] += s.proj[static_cast<size_t>(i)];
+  Linears({{&L.w_down, proj}}, gate, n);
+  Elementwise(n * d, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] += proj[i];
+  });
 }
 
 // Checks every row before anything is changed, so a rejected batch leaves
 // the caches as they were.
 absl::Status StageEngine::Impl::Validate(std::span<const BatchRow> rows,
-                                         const std::vector<float>& hidden) const {
+                                         const std::vector<float>& hidden) {
   const ModelConfig& cf = c();
   const int64_t n = static_cast<int64_t>(rows.size());
   if (!w->is_first() && static_cast<int64_t>(hidden.size()) != n * cf.n_embd) {
@@ -200,7 +293,8 @@ absl::Status StageEngine::Impl::Validate(std::span<const BatchRow> rows,
         "hidden state has ", hidden.size(), " values; expected rows x n_embd = ", n, " x ",
         cf.n_embd, " = ", n * cf.n_embd));
   }
-  absl::flat_hash_map<SeqId, int64_t> next;  // next expected position per sequence
+  absl::flat_hash_map<SeqId, int64_t>& next = s.next;  // next expected position per sequence
+  next.clear();
   for (int64_t i = 0; i < n; ++i) {
     const BatchRow& r = rows[static_cast<size_t>(i)];
     if (w->is_first() && (r.token < 0 || r.token >= cf.n_vocab)) {
@@ -267,43 +361,56 @@ int64_t StageEngine::n_ctx() const { return impl_->n_ctx; }
 absl::Status StageEngine::Forward(std::span<const BatchRow> rows, std::vector<float>& hidden) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   Impl& m = *impl_;
+  Scratch& s = m.s;
   const ModelConfig& cf = m.c();
   if (absl::Status st = m.Validate(rows, hidden); !st.ok()) return st;
   const int64_t n = static_cast<int64_t>(rows.size());
   const int64_t d = cf.n_embd;
 
   // Room in every sequence's cache for this batch's positions.
-  std::vector<KvCache::Sequence*> seqs(rows.size());
-  absl::flat_hash_map<SeqId, int64_t> end;
-  for (const BatchRow& r : rows) end[r.seq] = static_cast<int64_t>(r.pos) + 1;
-  absl::flat_hash_map<SeqId, KvCache::Sequence*> by_id;
-  for (const auto& [seq, length] : end) {
+  s.end.clear();
+  s.by_id.clear();
+  for (const BatchRow& r : rows) s.end[r.seq] = static_cast<int64_t>(r.pos) + 1;
+  for (const auto& [seq, length] : s.end) {
     absl::StatusOr<KvCache::Sequence*> sp = m.cache.Reserve(seq, length);
     if (!sp.ok()) return sp.status();
-    by_id[seq] = *sp;
+    s.by_id[seq] = *sp;
   }
-  for (size_t i = 0; i < rows.size(); ++i) seqs[i] = by_id[rows[i].seq];
+  s.seqs.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) s.seqs[i] = s.by_id[rows[i].seq];
+
+  // Buffers for the largest activations of this batch (no-ops once grown).
+  const auto size = [n](int64_t width) { return static_cast<size_t>(n * width); };
+  s.norm.resize(size(d));
+  s.q.resize(size(cf.q_dim()));
+  s.attn.resize(size(cf.q_dim()));
+  s.k.resize(size(cf.kv_dim()));
+  s.v.resize(size(cf.kv_dim()));
+  s.proj.resize(size(d));
+  s.gate.resize(size(cf.n_ff));
+  s.up.resize(size(cf.n_ff));
 
   if (m.w->is_first()) {
-    hidden.resize(static_cast<size_t>(n * d));
+    hidden.resize(size(d));
     const kernels::DenseMatrix& embd = *m.w->token_embd;
-    for (int64_t i = 0; i < n; ++i) {
-      const float* src = embd.w.data() + static_cast<int64_t>(rows[i].token) * d;
-      std::copy(src, src + d, hidden.begin() + i * d);
-    }
+    m.Rows(n, d, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) embd.RowToFloat(rows[i].token, hidden.data() + i * d);
+    });
   }
 
   // RoPE angles depend only on the position: once per row for all layers.
-  m.s.rope.resize(static_cast<size_t>(n * cf.n_rot));
+  s.rope.resize(size(cf.n_rot));
   const float* factors = m.w->rope_freqs.empty() ? nullptr : m.w->rope_freqs.data();
-  for (int64_t i = 0; i < n; ++i) {
-    kernels::RopeAngles(rows[i].pos, cf.n_rot, cf.rope_freq_base, cf.rope_freq_scale, factors,
-                        m.s.rope.data() + i * cf.n_rot);
-  }
+  m.Rows(n, cf.n_rot * 8, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      kernels::RopeAngles(rows[i].pos, cf.n_rot, cf.rope_freq_base, cf.rope_freq_scale, factors,
+                          s.rope.data() + i * cf.n_rot);
+    }
+  });
   for (int li = 0; li < static_cast<int>(m.w->layers.size()); ++li) {
-    m.Layer(li, rows, seqs, hidden.data());
+    m.Layer(li, rows, hidden.data());
   }
-  for (const auto& [seq, length] : end) KvCache::Commit(by_id[seq], length);
+  for (const auto& [seq, length] : s.end) KvCache::Commit(s.by_id[seq], length);
   return absl::OkStatus();
 }
 
@@ -333,7 +440,7 @@ absl::Status StageEngine::Logits(std::span<const BatchRow> rows, const std::vect
     ++count;
   }
   logits.assign(static_cast<size_t>(count * cf.n_vocab), 0.f);
-  if (count > 0) kernels::DenseMatMul(*m.w->head(), x.data(), count, logits.data());
+  if (count > 0) kernels::DenseMatMul(*m.w->head(), x.data(), count, logits.data(), m.pool);
   return absl::OkStatus();
 }
 

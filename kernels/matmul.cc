@@ -158,8 +158,4 @@ void TernaryMatMul(const TernaryMatrix& w, const QuantizedActs& x, float* y) {
   TernaryMatMul(w, x, y, KernelPool());
 }
 
-void DenseMatMul(const DenseMatrix& w, const float* x, int64_t n, float* y) {
-  DenseMatMulReference(w, x, n, y);
-}
-
 }  // namespace bitnet::kernels

@@ -98,17 +98,6 @@ void RoundDenseActs(DenseActRounding mode, const float* x, int64_t cols, float* 
   }
 }
 
-void DenseMatMulReference(const DenseMatrix& w, const float* x, int64_t n, float* y) {
-  std::vector<float> xr(static_cast<size_t>(w.cols));
-  for (int64_t i = 0; i < n; ++i) {
-    RoundDenseActs(w.act_rounding, x + i * w.cols, w.cols, xr.data());
-    for (int64_t r = 0; r < w.rows; ++r) {
-      const float* wr = w.w.data() + r * w.cols;
-      float acc = 0.0f;
-      for (int64_t c = 0; c < w.cols; ++c) acc += wr[c] * xr[c];
-      y[i * w.rows + r] = acc;
-    }
-  }
-}
+// DenseMatMulReference: kernels/dense_matmul.cc.
 
 }  // namespace bitnet::kernels

@@ -90,10 +90,11 @@ inline float Load(const uint16_t* p, int64_t i) { return HalfBitsToFloat(p[i]); 
 // weights (identity for an f32 cache, fp16 rounding for an fp16 cache).
 template <typename T, typename Round>
 void Attention(const float* q, const T* k, const T* v, int64_t n_pos, int64_t kv_stride,
-               const AttentionShape& s, float* scratch, float* out, Round round) {
+               const AttentionShape& s, int64_t h0, int64_t h1, float* scratch, float* out,
+               Round round) {
   const int64_t group = s.n_head / s.n_head_kv;
   const int64_t hd = s.head_dim;
-  for (int64_t h = 0; h < s.n_head; ++h) {
+  for (int64_t h = h0; h < h1; ++h) {
     const int64_t kv_off = (h / group) * hd;
     float* qh = scratch + n_pos;  // the query head, rounded once
     for (int64_t d = 0; d < hd; ++d) qh[d] = round(q[h * hd + d]);
@@ -116,15 +117,27 @@ void Attention(const float* q, const T* k, const T* v, int64_t n_pos, int64_t kv
 
 }  // namespace
 
+void AttentionHeadsF32(const float* q, const float* k, const float* v, int64_t n_pos,
+                       int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
+                       float* scratch, float* out) {
+  Attention(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out, [](float x) { return x; });
+}
+
+void AttentionHeadsF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
+                       int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
+                       float* scratch, float* out) {
+  Attention(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out,
+            [](float x) { return RoundToHalf(x); });
+}
+
 void AttentionF32(const float* q, const float* k, const float* v, int64_t n_pos,
                   int64_t kv_stride, const AttentionShape& shape, float* scratch, float* out) {
-  Attention(q, k, v, n_pos, kv_stride, shape, scratch, out, [](float x) { return x; });
+  AttentionHeadsF32(q, k, v, n_pos, kv_stride, shape, 0, shape.n_head, scratch, out);
 }
 
 void AttentionF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
                   int64_t kv_stride, const AttentionShape& shape, float* scratch, float* out) {
-  Attention(q, k, v, n_pos, kv_stride, shape, scratch, out,
-            [](float x) { return RoundToHalf(x); });
+  AttentionHeadsF16(q, k, v, n_pos, kv_stride, shape, 0, shape.n_head, scratch, out);
 }
 
 }  // namespace bitnet::kernels

@@ -65,4 +65,14 @@ void AttentionF32(const float* q, const float* k, const float* v, int64_t n_pos,
 void AttentionF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
                   int64_t kv_stride, const AttentionShape& shape, float* scratch, float* out);
 
+// The same for query heads [h0, h1) only (their parts of `out`; the rest is
+// untouched), so callers can spread (row, head) pairs over threads. Each
+// head's result does not depend on which other heads run with it.
+void AttentionHeadsF32(const float* q, const float* k, const float* v, int64_t n_pos,
+                       int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
+                       float* scratch, float* out);
+void AttentionHeadsF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
+                       int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
+                       float* scratch, float* out);
+
 }  // namespace bitnet::kernels

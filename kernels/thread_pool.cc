@@ -75,7 +75,7 @@ ThreadPool::~ThreadPool() {
 bool ThreadPool::Claim(uint32_t gen, int64_t* begin, int64_t* end) {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    if (GenOf(s) != gen || NextOf(s) >= chunks_.load(std::memory_order_relaxed)) return false;
+    if (GenOf(s) != gen || NextOf(s) >= chunks_.load(std::memory_order_acquire)) return false;
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       const int64_t grain = grain_.load(std::memory_order_relaxed);
@@ -105,13 +105,19 @@ void ThreadPool::Run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
     fn(ctx, 0, n);  // serial, busy (another thread's job) or nested
     return;
   }
+  // Retire the previous job before changing the parameters: a worker still
+  // in Claim for it could otherwise read the new chunks_ with the old
+  // generation, claim a phantom chunk and count it in done_, letting Run
+  // return while a real chunk is still running. (The release store of
+  // chunks_ / acquire load in Claim make the retirement visible first.)
+  const uint32_t gen = GenOf(state_.load(std::memory_order_relaxed)) + 1;
+  state_.store((static_cast<uint64_t>(gen) << 32) | 0xffffffffu, std::memory_order_seq_cst);
   fn_.store(fn, std::memory_order_relaxed);
   ctx_.store(ctx, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   grain_.store(grain, std::memory_order_relaxed);
-  chunks_.store(chunks, std::memory_order_relaxed);
+  chunks_.store(chunks, std::memory_order_release);
   done_.store(0, std::memory_order_relaxed);
-  const uint32_t gen = GenOf(state_.load(std::memory_order_relaxed)) + 1;
   state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_seq_cst);
   wake_.fetch_add(1, std::memory_order_seq_cst);
   // Wake sleepers only (a syscall per call would cost more than small jobs).

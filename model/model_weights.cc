@@ -1,10 +1,12 @@
 // Loads a layer range of a GGUF model into the kernels' runtime forms:
 // ternary tensors (TQ1_0, TQ2_0, I2_S, or float tensors holding only
-// {-s, 0, +s}) become TernaryMatrix, everything else is dequantized to f32.
+// {-s, 0, +s}) become TernaryMatrix; dense tensors stay in their stored form
+// where the kernels have one (F16, BF16, Q8_0, Q6_K), else become f32.
 #include "model/model_weights.h"
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -94,19 +96,48 @@ absl::Status CheckMatrixShape(const gguf::TensorInfo& t, int64_t rows, int64_t c
   return absl::OkStatus();
 }
 
-// A dense matrix (embedding, lm_head), dequantized; activations are rounded
-// as ggml does for the stored type.
-absl::StatusOr<DenseMatrix> ReadDense(const gguf::File& file, const gguf::TensorInfo& t,
-                                      int64_t rows, int64_t cols) {
-  if (absl::Status s = CheckMatrixShape(t, rows, cols); !s.ok()) return s;
-  absl::StatusOr<std::vector<float>> w = ReadFloats(file, t);
-  if (!w.ok()) return w.status();
+// The kernels' compact form for a stored type, if they have one.
+std::optional<kernels::DenseFormat> CompactFormat(ggml::Type t) {
+  switch (t) {
+    case ggml::Type::kF16: return kernels::DenseFormat::kF16;
+    case ggml::Type::kBF16: return kernels::DenseFormat::kBF16;
+    case ggml::Type::kQ8_0: return kernels::DenseFormat::kQ8_0;
+    case ggml::Type::kQ6K: return kernels::DenseFormat::kQ6K;
+    default: return std::nullopt;
+  }
+}
+
+// A dense matrix from tensor t (shape already checked): kept in its stored
+// form when the kernels have one (F16, BF16, Q8_0, Q6_K: a 2B-4T embedding
+// stays 2 bytes or 0.82 bytes per weight), else dequantized to f32
+// (`dequantized`, if given, is t's data as f32 already). Activations are
+// rounded as ggml does for the stored type.
+absl::StatusOr<DenseMatrix> MakeDense(const gguf::File& file, const gguf::TensorInfo& t,
+                                      int64_t rows, int64_t cols,
+                                      std::vector<float>* dequantized = nullptr) {
+  if (std::optional<kernels::DenseFormat> f = CompactFormat(t.type);
+      f && kernels::DenseShapeError(*f, rows, cols).empty()) {
+    return kernels::MakeCompactDense(*f, rows, cols, file.TensorData(t));
+  }
   DenseMatrix m;
   m.rows = rows;
   m.cols = cols;
-  m.w = std::move(*w);
+  if (dequantized != nullptr) {
+    m.w = std::move(*dequantized);
+  } else {
+    absl::StatusOr<std::vector<float>> w = ReadFloats(file, t);
+    if (!w.ok()) return w.status();
+    m.w = std::move(*w);
+  }
   m.act_rounding = RoundingForType(t.type);
   return m;
+}
+
+// A dense matrix (embedding, lm_head).
+absl::StatusOr<DenseMatrix> ReadDense(const gguf::File& file, const gguf::TensorInfo& t,
+                                      int64_t rows, int64_t cols) {
+  if (absl::Status s = CheckMatrixShape(t, rows, cols); !s.ok()) return s;
+  return MakeDense(file, t, rows, cols);
 }
 
 // If every value is in {-s, 0, +s} for one s, returns s (0 for an all-zero
@@ -184,12 +215,9 @@ absl::StatusOr<Linear> ReadLinear(const gguf::File& file, const std::string& bas
       lin.w = std::move(*m);
       lin.float_act_rounding = RoundingForType(t.type);
     } else {
-      DenseMatrix m;
-      m.rows = rows;
-      m.cols = cols;
-      m.w = std::move(*w);
-      m.act_rounding = RoundingForType(t.type);
-      lin.w = std::move(m);
+      absl::StatusOr<DenseMatrix> m = MakeDense(file, t, rows, cols, &*w);
+      if (!m.ok()) return m.status();
+      lin.w = std::move(*m);
     }
   }
 
@@ -245,7 +273,7 @@ absl::StatusOr<LayerWeights> ReadLayer(const gguf::File& file, const ModelConfig
 
 size_t MatrixBytes(const Linear& l) {
   if (const auto* t = std::get_if<TernaryMatrix>(&l.w)) return t->memory_bytes();
-  return std::get<DenseMatrix>(l.w).w.size() * sizeof(float);
+  return std::get<DenseMatrix>(l.w).memory_bytes();
 }
 
 }  // namespace
@@ -266,8 +294,8 @@ const kernels::DenseMatrix* ModelWeights::head() const {
 
 size_t ModelWeights::memory_bytes() const {
   size_t n = 0;
-  if (token_embd) n += token_embd->w.size() * sizeof(float);
-  if (lm_head) n += lm_head->w.size() * sizeof(float);
+  if (token_embd) n += token_embd->memory_bytes();
+  if (lm_head) n += lm_head->memory_bytes();
   n += (output_norm.size() + rope_freqs.size()) * sizeof(float);
   for (const LayerWeights& l : layers) {
     n += (l.attn_norm.size() + l.attn_sub_norm.size() + l.ffn_norm.size() +

@@ -42,7 +42,9 @@ struct ModelWeights {
   ModelConfig config;
   int layer_begin = 0;
   int layer_end = 0;
-  // First stage: token embedding, dequantized to f32 (n_vocab x n_embd).
+  // First stage: token embedding (n_vocab x n_embd), in its stored form when
+  // that is F16, BF16, Q8_0 or Q6_K (rows are dequantized on lookup:
+  // DenseMatrix::RowToFloat), else f32.
   std::optional<kernels::DenseMatrix> token_embd;
   std::vector<LayerWeights> layers;  // layers[i] is model layer layer_begin + i
   // Last stage: final norm and lm_head. With a tied output (no output.weight)
