@@ -114,6 +114,9 @@ BITNET_AVX512 void GemmHalfPanel(const PackedTernary& w, const ActPlan& a, int64
     const int64_t g1 = a.seg_begin[s + 1];
     for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
       const uint8_t* blk = base + g * (kPanelTiles * kBlockBytes);
+      // Small batches stream their weights from memory too.
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 64), _MM_HINT_T0);
       __m512i f[NT][4];
       for (int k = 0; k < NT; ++k) {
         const __m512i v = _mm512_load_si512(blk + k * kBlockBytes);
