@@ -171,6 +171,9 @@ absl::StatusOr<TernaryMatrix> Pack(int64_t rows, int64_t cols, const std::vector
     return absl::Status(m.status().code(),
                         absl::StrCat("tensor '", name, "': ", m.status().message()));
   }
+  // Only the kernels' packed form is kept (code() reads it): the row-major
+  // codes would double the weights' memory.
+  kernels::PrepareForKernels(*m, /*keep_codes=*/false);
   return m;
 }
 
