@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/attention_kernel.h"
 #include "kernels/float16.h"
+#include "kernels/kernel_variant.h"
 
 namespace bitnet::kernels {
 
@@ -86,32 +88,72 @@ namespace {
 inline float Load(const float* p, int64_t i) { return p[i]; }
 inline float Load(const uint16_t* p, int64_t i) { return HalfBitsToFloat(p[i]); }
 
-// The shared loop: `round` is applied to the query and to the softmax
-// weights (identity for an f32 cache, fp16 rounding for an fp16 cache).
+// One head in the order attention_kernel.h states; `round` is applied to the
+// query and to the softmax weights (identity for an f32 cache, fp16 rounding
+// for an fp16 cache).
 template <typename T, typename Round>
-void Attention(const float* q, const T* k, const T* v, int64_t n_pos, int64_t kv_stride,
-               const AttentionShape& s, int64_t h0, int64_t h1, float* scratch, float* out,
-               Round round) {
+void AttentionHeadReference(const float* q, const T* k, const T* v, int64_t n_pos,
+                            int64_t kv_stride, int64_t hd, float scale, float* scratch,
+                            float* out, Round round) {
+  float* qh = scratch + n_pos;  // the query head, rounded once
+  for (int64_t d = 0; d < hd; ++d) qh[d] = round(q[d]);
+  float m = -INFINITY;
+  for (int64_t p = 0; p < n_pos; ++p) {
+    const T* kp = k + p * kv_stride;
+    float lanes[16] = {};
+    for (int64_t d = 0; d < hd; ++d) lanes[d % 16] += qh[d] * Load(kp, d);
+    for (int w = 8; w >= 1; w /= 2) {
+      for (int j = 0; j < w; ++j) lanes[j] += lanes[j + w];
+    }
+    scratch[p] = lanes[0] * scale;
+    m = scratch[p] > m ? scratch[p] : m;
+  }
+  double sums[8] = {};
+  for (int64_t p = 0; p < n_pos; ++p) {
+    scratch[p] = AttnExp(scratch[p] - m);
+    sums[p % 8] += static_cast<double>(scratch[p]);
+  }
+  for (int w = 4; w >= 1; w /= 2) {
+    for (int j = 0; j < w; ++j) sums[j] += sums[j + w];
+  }
+  const float inv = static_cast<float>(1.0 / sums[0]);
+  for (int64_t d = 0; d < hd; ++d) out[d] = 0.f;
+  for (int64_t p = 0; p < n_pos; ++p) {
+    const float w = round(scratch[p] * inv);
+    const T* vp = v + p * kv_stride;
+    for (int64_t d = 0; d < hd; ++d) out[d] += w * Load(vp, d);
+  }
+}
+
+void HeadF32Scalar(const float* q, const float* k, const float* v, int64_t n_pos,
+                   int64_t kv_stride, int64_t hd, float scale, float* scratch, float* out) {
+  AttentionHeadReference(q, k, v, n_pos, kv_stride, hd, scale, scratch, out,
+                         [](float x) { return x; });
+}
+
+void HeadF16Scalar(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
+                   int64_t kv_stride, int64_t hd, float scale, float* scratch, float* out) {
+  AttentionHeadReference(q, k, v, n_pos, kv_stride, hd, scale, scratch, out,
+                         [](float x) { return RoundToHalf(x); });
+}
+
+const AttentionKernelOps* ActiveAttentionOps() {
+  switch (ActiveKernelVariant()) {
+    case KernelVariant::kAvx512: return Avx512AttentionOps();
+    case KernelVariant::kAvx2:
+    case KernelVariant::kAvxVnni: return Avx2AttentionOps();
+    default: return nullptr;
+  }
+}
+
+template <typename T, typename Fn>
+void Heads(const float* q, const T* k, const T* v, int64_t n_pos, int64_t kv_stride,
+           const AttentionShape& s, int64_t h0, int64_t h1, float* scratch, float* out, Fn fn) {
   const int64_t group = s.n_head / s.n_head_kv;
   const int64_t hd = s.head_dim;
   for (int64_t h = h0; h < h1; ++h) {
     const int64_t kv_off = (h / group) * hd;
-    float* qh = scratch + n_pos;  // the query head, rounded once
-    for (int64_t d = 0; d < hd; ++d) qh[d] = round(q[h * hd + d]);
-    for (int64_t p = 0; p < n_pos; ++p) {
-      const T* kp = k + p * kv_stride + kv_off;
-      float dot = 0.f;
-      for (int64_t d = 0; d < hd; ++d) dot += qh[d] * Load(kp, d);
-      scratch[p] = dot * s.scale;
-    }
-    Softmax(scratch, n_pos);
-    float* oh = out + h * hd;
-    for (int64_t d = 0; d < hd; ++d) oh[d] = 0.f;
-    for (int64_t p = 0; p < n_pos; ++p) {
-      const float w = round(scratch[p]);
-      const T* vp = v + p * kv_stride + kv_off;
-      for (int64_t d = 0; d < hd; ++d) oh[d] += w * Load(vp, d);
-    }
+    fn(q + h * hd, k + kv_off, v + kv_off, n_pos, kv_stride, hd, s.scale, scratch, out + h * hd);
   }
 }
 
@@ -120,14 +162,29 @@ void Attention(const float* q, const T* k, const T* v, int64_t n_pos, int64_t kv
 void AttentionHeadsF32(const float* q, const float* k, const float* v, int64_t n_pos,
                        int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
                        float* scratch, float* out) {
-  Attention(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out, [](float x) { return x; });
+  const AttentionKernelOps* ops = ActiveAttentionOps();
+  const AttnHeadF32Fn fn = ops != nullptr && ops->f32 != nullptr ? ops->f32 : HeadF32Scalar;
+  Heads(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out, fn);
 }
 
 void AttentionHeadsF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
                        int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
                        float* scratch, float* out) {
-  Attention(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out,
-            [](float x) { return RoundToHalf(x); });
+  const AttentionKernelOps* ops = ActiveAttentionOps();
+  const AttnHeadF16Fn fn = ops != nullptr && ops->f16 != nullptr ? ops->f16 : HeadF16Scalar;
+  Heads(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out, fn);
+}
+
+void AttentionHeadsF32Reference(const float* q, const float* k, const float* v, int64_t n_pos,
+                                int64_t kv_stride, const AttentionShape& shape, int64_t h0,
+                                int64_t h1, float* scratch, float* out) {
+  Heads(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out, HeadF32Scalar);
+}
+
+void AttentionHeadsF16Reference(const float* q, const uint16_t* k, const uint16_t* v,
+                                int64_t n_pos, int64_t kv_stride, const AttentionShape& shape,
+                                int64_t h0, int64_t h1, float* scratch, float* out) {
+  Heads(q, k, v, n_pos, kv_stride, shape, h0, h1, scratch, out, HeadF16Scalar);
 }
 
 void AttentionF32(const float* q, const float* k, const float* v, int64_t n_pos,

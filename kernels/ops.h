@@ -67,12 +67,22 @@ void AttentionF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t 
 
 // The same for query heads [h0, h1) only (their parts of `out`; the rest is
 // untouched), so callers can spread (row, head) pairs over threads. Each
-// head's result does not depend on which other heads run with it.
+// head's result does not depend on which other heads run with it. These run
+// the active kernel variant (kernels/kernel_variant.h); all variants give the
+// bits of the *Reference versions, whose order of operations is stated in
+// kernels/attention_kernel.h (q.k in 16 lanes, a polynomial exp, the softmax
+// sum in 8 double lanes).
 void AttentionHeadsF32(const float* q, const float* k, const float* v, int64_t n_pos,
                        int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
                        float* scratch, float* out);
 void AttentionHeadsF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
                        int64_t kv_stride, const AttentionShape& shape, int64_t h0, int64_t h1,
                        float* scratch, float* out);
+void AttentionHeadsF32Reference(const float* q, const float* k, const float* v, int64_t n_pos,
+                                int64_t kv_stride, const AttentionShape& shape, int64_t h0,
+                                int64_t h1, float* scratch, float* out);
+void AttentionHeadsF16Reference(const float* q, const uint16_t* k, const uint16_t* v,
+                                int64_t n_pos, int64_t kv_stride, const AttentionShape& shape,
+                                int64_t h0, int64_t h1, float* scratch, float* out);
 
 }  // namespace bitnet::kernels
