@@ -30,30 +30,6 @@ BITNET_AVX2 inline __m256 RoundHalf(__m256 x) {
   return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-// AttnExp on 8 lanes, the same operations in the same order.
-BITNET_AVX2 inline __m256 Exp8(__m256 x) {
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-  __m256 y = _mm256_mul_ps(p, _mm256_mul_ps(r, r));
-  y = _mm256_add_ps(y, r);
-  y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-  const __m256i ni = _mm256_cvtps_epi32(
-      _mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(128.0f)));
-  const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23));
-  __m256 e = _mm256_mul_ps(y, scale);
-  e = _mm256_blendv_ps(e, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ));
-  e = _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, _mm256_set1_ps(88.7f), _CMP_GT_OQ));
-  return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-}
-
 template <bool kF16>
 struct Kv;
 template <>
@@ -139,7 +115,7 @@ BITNET_AVX2 void Head(const float* q, const typename Kv<kF16>::T* k,
   __m256d s0 = _mm256_setzero_pd(), s1 = s0;
   int64_t p = 0;
   for (; p + 8 <= n_pos; p += 8) {
-    const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(scratch + p), mv));
+    const __m256 e = FastExp8(_mm256_sub_ps(_mm256_loadu_ps(scratch + p), mv));
     _mm256_storeu_ps(scratch + p, e);
     s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
     s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
@@ -147,7 +123,7 @@ BITNET_AVX2 void Head(const float* q, const typename Kv<kF16>::T* k,
   if (p < n_pos) {
     alignas(32) float t[8] = {};
     std::memcpy(t, scratch + p, static_cast<size_t>(n_pos - p) * sizeof(float));
-    __m256 e = Exp8(_mm256_sub_ps(_mm256_load_ps(t), mv));
+    __m256 e = FastExp8(_mm256_sub_ps(_mm256_load_ps(t), mv));
     _mm256_store_ps(t, e);
     for (int64_t j = n_pos - p; j < 8; ++j) t[j] = 0.0f;  // lanes past n_pos add +0
     e = _mm256_load_ps(t);

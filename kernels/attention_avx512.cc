@@ -28,34 +28,6 @@ BITNET_AVX512 inline __m512 RoundHalf(__m512 x) {
   return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-// AttnExp on 16 lanes, the same operations in the same order.
-BITNET_AVX512 inline __m512 Exp16(__m512 x) {
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-  __m512 y = _mm512_mul_ps(p, _mm512_mul_ps(r, r));
-  y = _mm512_add_ps(y, r);
-  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-  // n is clamped to a finite range here only so the conversion is defined;
-  // the lanes it matters for are replaced below.
-  const __m512i ni = _mm512_cvtps_epi32(
-      _mm512_min_ps(_mm512_max_ps(n, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(128.0f)));
-  const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
-  __m512 e = _mm512_mul_ps(y, scale);
-  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ),
-                         _mm512_setzero_ps());
-  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.7f), _CMP_GT_OQ),
-                         _mm512_set1_ps(INFINITY));
-  return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
-}
-
 template <bool kF16>
 struct Kv;
 template <>
@@ -157,7 +129,7 @@ BITNET_AVX512 void Head(const float* q, const typename Kv<kF16>::T* k,
     const int64_t left = n_pos - p;
     const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xffff)
                                    : static_cast<__mmask16>((1u << left) - 1);
-    const __m512 e = _mm512_maskz_mov_ps(m, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scratch + p), mv)));
+    const __m512 e = _mm512_maskz_mov_ps(m, FastExp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scratch + p), mv)));
     _mm512_mask_storeu_ps(scratch + p, m, e);
     sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     sum = _mm512_add_pd(sum, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));

@@ -14,35 +14,15 @@
 // With an fp16 cache every product is of two fp16 values, exact in f32.
 #pragma once
 
-#include <bit>
-#include <cmath>
 #include <cstdint>
+
+#include "kernels/fast_exp.h"
 
 namespace bitnet::kernels {
 
-// exp(x) for the softmax, written with multiplies and adds only (no FMA) so a
-// SIMD version gives the same bits: Cody-Waite reduction by ln 2 and Cephes'
-// degree-6 polynomial (about 1 ulp). 0 below -87 (2^-126 is the smallest
-// scale it builds), +inf above 88.7.
-inline float AttnExp(float x) {
-  if (std::isnan(x)) return x;
-  if (x < -87.0f) return 0.0f;
-  if (x > 88.7f) return INFINITY;
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * (r * r);
-  y = y + r;
-  y = y + 1.0f;
-  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
-  return y * std::bit_cast<float>(bits);
-}
+// The softmax's exponential (kernels/fast_exp.h: identical bits in every
+// variant).
+inline float AttnExp(float x) { return FastExp(x); }
 
 // One head: q (head_dim values, not yet rounded), K and V rows of this head
 // (position p at p * kv_stride), scratch of n_pos + head_dim floats, out

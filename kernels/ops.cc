@@ -1,25 +1,72 @@
-// Scalar reference transformer ops; see ops.h for the numerics they follow.
+// Transformer ops: the scalar references (see ops.h for the numerics they
+// follow) and the dispatch to their SIMD variants, which give the same bits.
 #include "kernels/ops.h"
 
 #include <cmath>
 #include <limits>
 
 #include "kernels/attention_kernel.h"
+#include "kernels/elementwise_kernel.h"
+#include "kernels/fast_exp.h"
 #include "kernels/float16.h"
 #include "kernels/kernel_variant.h"
 
 namespace bitnet::kernels {
 
-void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* y) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
-  const float mean = static_cast<float>(sum / static_cast<double>(n));
-  const float scale = 1.0f / std::sqrt(mean + eps);
+namespace {
+
+const ElementwiseOps* ActiveElementwiseOps() {
+  switch (ActiveKernelVariant()) {
+    case KernelVariant::kAvx512: return Avx512ElementwiseOps();
+    case KernelVariant::kAvx2:
+    case KernelVariant::kAvxVnni: return Avx2ElementwiseOps();
+    default: return nullptr;
+  }
+}
+
+double SumSquaresScalar(const float* x, int64_t n) {
+  double lanes[8] = {};
+  for (int64_t i = 0; i < n; ++i) lanes[i % 8] += static_cast<double>(x[i] * x[i]);
+  for (int w = 4; w >= 1; w /= 2) {
+    for (int j = 0; j < w; ++j) lanes[j] += lanes[j + w];
+  }
+  return lanes[0];
+}
+
+void ScaleMulScalar(const float* x, const float* w, int64_t n, float scale, float* y) {
   if (w == nullptr) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
   } else {
     // Two roundings, as ggml_rms_norm followed by ggml_mul.
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+  }
+}
+
+void SiluMulScalar(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = (g / (1.0f + FastExp(-g))) * up[i];
+  }
+}
+
+void Relu2MulScalar(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = gate[i] > 0.f ? gate[i] : 0.f;
+    out[i] = (r * r) * up[i];
+  }
+}
+
+}  // namespace
+
+void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  const ElementwiseOps* ops = ActiveElementwiseOps();
+  const double sum = ops != nullptr ? ops->sum_squares(x, n) : SumSquaresScalar(x, n);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  if (ops != nullptr) {
+    ops->scale_mul(x, w, n, scale, y);
+  } else {
+    ScaleMulScalar(x, w, n, scale, y);
   }
 }
 
@@ -70,17 +117,13 @@ void Softmax(float* x, int64_t n) {
 }
 
 void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
-  }
+  const ElementwiseOps* ops = ActiveElementwiseOps();
+  (ops != nullptr ? ops->silu_mul : SiluMulScalar)(gate, up, n, out);
 }
 
 void Relu2Mul(const float* gate, const float* up, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = gate[i] > 0.f ? gate[i] : 0.f;
-    out[i] = (r * r) * up[i];
-  }
+  const ElementwiseOps* ops = ActiveElementwiseOps();
+  (ops != nullptr ? ops->relu2_mul : Relu2MulScalar)(gate, up, n, out);
 }
 
 namespace {

@@ -1,8 +1,9 @@
-// Scalar reference versions of the float operations of a transformer layer:
-// RMSNorm, RoPE, softmax, gated activations and grouped-query attention over
-// a KV cache. They follow ggml's CPU arithmetic (accumulation types, order of
-// scaling, fp16 rounding points) so the engine reproduces llama.cpp; faster
-// variants must match them.
+// The float operations of a transformer layer: RMSNorm, RoPE, softmax, gated
+// activations and grouped-query attention over a KV cache. They follow
+// ggml's CPU arithmetic (accumulation types, order of scaling, fp16 rounding
+// points) so the engine reproduces llama.cpp; where ggml's SIMD order is
+// its own, ours is stated here, and the SIMD variants (chosen like the
+// matrix kernels', kernels/kernel_variant.h) give the scalar code's bits.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +11,9 @@
 namespace bitnet::kernels {
 
 // y = x / sqrt(mean(x^2) + eps) * w over n values. As ggml: the sum of squares
-// is accumulated in double, the scale 1/sqrtf(mean + eps) applied in float,
-// then the weight. `w` may be null (no weight). y may alias x.
+// is accumulated in double (in 8 lanes, i % 8, folded 4, 2, 1, so SIMD
+// variants give the same bits), the scale 1/sqrtf(mean + eps) applied in
+// float, then the weight. `w` may be null (no weight). y may alias x.
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* y);
 
 // RMSNorm of each of `rows` rows of n values.
@@ -37,8 +39,9 @@ void ApplyRope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const
 // (ggml_vec_soft_max_f32).
 void Softmax(float* x, int64_t n);
 
-// out[i] = act(gate[i]) * up[i]; silu(x) = x / (1 + e^-x), relu2(x) = max(x, 0)^2.
-// out may alias gate or up.
+// out[i] = act(gate[i]) * up[i]; silu(x) = x / (1 + e^-x) with e^-x from
+// the shared polynomial exp (kernels/fast_exp.h, about 1 ulp), relu2(x) =
+// max(x, 0)^2. out may alias gate or up. Every variant gives the same bits.
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 void Relu2Mul(const float* gate, const float* up, int64_t n, float* out);
 
