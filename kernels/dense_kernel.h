@@ -15,7 +15,7 @@ namespace bitnet::kernels {
 inline constexpr int64_t kQ6KBlock = 256;      // weights per Q6_K block
 inline constexpr int64_t kQ6KBlockBytes = 210;
 inline constexpr int64_t kQ8_0BlockBytes = 34;
-inline constexpr int64_t kDenseLanes = 16;     // F16/BF16 partial sums per row
+inline constexpr int64_t kDenseLanes = 64;     // F16/BF16 partial sums per row
 
 // Activations of n tokens prepared for one format.
 struct DenseActs {
@@ -59,10 +59,10 @@ void DenseRowsQ6KScalar(const DenseMatrix& w, const DenseActs& a, int64_t r0, in
 const DenseKernelOps* Avx2DenseOps();
 const DenseKernelOps* Avx512DenseOps();
 
-// The 16 lane sums of an F16/BF16 row folded as the contract says:
-// s[j] += s[j + w] for w = 8, 4, 2, 1; returns s[0].
+// The 64 lane sums of an F16/BF16 row folded as the contract says:
+// s[j] += s[j + w] for w = 32, 16, 8, 4, 2, 1; returns s[0].
 inline float FoldDenseLanes(float* s) {
-  for (int w = 8; w >= 1; w /= 2) {
+  for (int w = 32; w >= 1; w /= 2) {
     for (int j = 0; j < w; ++j) s[j] += s[j + w];
   }
   return s[0];

@@ -1,10 +1,10 @@
 // AVX2 (+FMA, F16C) dense kernels, used by the avx2 and avxvnni variants;
 // per-function target attributes keep the rest of the binary baseline.
 //
-// F16/BF16: two ymm accumulators per row hold the reference's 16 lanes
-// (columns c % 16 < 8 and >= 8); four rows run together. F16 products are
-// exact, so FMA equals the reference's multiply-then-add; BF16 uses a
-// separate multiply and add.
+// F16/BF16: eight ymm accumulators per row hold the reference's 64 lanes
+// (c % 64), and a row is read as one linear stream. F16 products are exact,
+// so FMA equals the reference's multiply-then-add; BF16 uses a separate
+// multiply and add.
 // Q8_0: blocks widened to int16 and multiplied with vpmaddwd (no saturation
 // and no sign tricks, so a -128 weight is fine); eight blocks' sums are
 // reduced together.
@@ -27,7 +27,7 @@ namespace bitnet::kernels {
 
 namespace {
 
-constexpr int64_t kPrefetchBytes = 1024;
+constexpr int64_t kPrefetchBytes = 4096;
 
 inline uint16_t LoadU16(const uint8_t* p) {
   uint16_t v;
@@ -63,34 +63,39 @@ BITNET_AVX2 inline __m256 MulAdd(__m256 w, __m256 x, __m256 acc) {
   }
 }
 
-template <int R, bool kBF16>
-BITNET_AVX2 void HalfRowGroup(const DenseMatrix& w, const float* x, int64_t r, float* y) {
-  const uint8_t* rows[R];
-  for (int k = 0; k < R; ++k) rows[k] = w.row(r + k);
-  __m256 lo[R], hi[R];
-  for (int k = 0; k < R; ++k) lo[k] = hi[k] = _mm256_setzero_ps();
-  const int64_t full = w.cols / 16 * 16;
-  for (int64_t c = 0; c < full; c += 16) {
-    const __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-    for (int k = 0; k < R; ++k) {
-      _mm_prefetch(reinterpret_cast<const char*>(rows[k] + 2 * c + kPrefetchBytes), _MM_HINT_T0);
-      lo[k] = MulAdd<kBF16>(LoadHalf8<kBF16>(rows[k] + 2 * c), x0, lo[k]);
-      hi[k] = MulAdd<kBF16>(LoadHalf8<kBF16>(rows[k] + 2 * c + 16), x1, hi[k]);
+// One row, one token: eight ymm accumulators are the reference's 64 lanes
+// (c % 64), read as one linear stream.
+template <bool kBF16>
+BITNET_AVX2 float HalfRow64(const uint8_t* row, const float* x, int64_t cols) {
+  __m256 a[8];
+  for (int q = 0; q < 8; ++q) a[q] = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(row + 2 * c + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(row + 2 * c + kPrefetchBytes + 64), _MM_HINT_T0);
+    for (int q = 0; q < 8; ++q) {
+      a[q] = MulAdd<kBF16>(LoadHalf8<kBF16>(row + 2 * (c + 8 * q)), _mm256_loadu_ps(x + c + 8 * q), a[q]);
     }
   }
-  if (full < w.cols) {
-    // The last columns, zero-padded: missing lanes add +0 (no change).
-    alignas(32) float xt[16] = {};
-    std::memcpy(xt, x + full, static_cast<size_t>(w.cols - full) * sizeof(float));
-    const __m256 x0 = _mm256_load_ps(xt), x1 = _mm256_load_ps(xt + 8);
-    for (int k = 0; k < R; ++k) {
-      alignas(32) uint8_t wt[32] = {};
-      std::memcpy(wt, rows[k] + 2 * full, static_cast<size_t>(w.cols - full) * 2);
-      lo[k] = MulAdd<kBF16>(LoadHalf8<kBF16>(wt), x0, lo[k]);
-      hi[k] = MulAdd<kBF16>(LoadHalf8<kBF16>(wt + 16), x1, hi[k]);
-    }
+  int q = 0;
+  for (; c + 8 <= cols; c += 8, ++q) {
+    a[q] = MulAdd<kBF16>(LoadHalf8<kBF16>(row + 2 * c), _mm256_loadu_ps(x + c), a[q]);
   }
-  for (int k = 0; k < R; ++k) y[r + k] = Fold16(lo[k], hi[k]);
+  if (c == cols) {
+    // 64 -> 32 -> 16 lanes (j + j+32, j + j+16), then the 16-lane fold.
+    const __m256 b0 = _mm256_add_ps(a[0], a[4]), b1 = _mm256_add_ps(a[1], a[5]);
+    const __m256 b2 = _mm256_add_ps(a[2], a[6]), b3 = _mm256_add_ps(a[3], a[7]);
+    return Fold16(_mm256_add_ps(b0, b2), _mm256_add_ps(b1, b3));
+  }
+  // The last cols % 8 columns, lane by lane, then the reference's fold.
+  alignas(32) float lanes[64];
+  for (int k = 0; k < 8; ++k) _mm256_store_ps(lanes + 8 * k, a[k]);
+  for (; c < cols; ++c) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * c, 2);
+    lanes[c % 64] += (kBF16 ? BF16BitsToFloat(h) : HalfBitsToFloat(h)) * x[c];
+  }
+  return FoldDenseLanes(lanes);
 }
 
 template <bool kBF16>
@@ -99,9 +104,7 @@ BITNET_AVX2 void HalfRows(const DenseMatrix& w, const DenseActs& a, int64_t r0, 
   for (int64_t i = 0; i < a.n; ++i) {
     const float* x = a.x + i * a.cols;
     float* yi = y + i * w.rows;
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) HalfRowGroup<4, kBF16>(w, x, r, yi);
-    for (; r < r1; ++r) HalfRowGroup<1, kBF16>(w, x, r, yi);
+    for (int64_t r = r0; r < r1; ++r) yi[r] = HalfRow64<kBF16>(w.row(r), x, w.cols);
   }
 }
 

@@ -10,11 +10,13 @@
 // rounded to the weight type's "vec_dot_type" (fp16 for F16, bf16 for BF16,
 // Q8_0 for Q8_0, Q8_K for Q6_K). For the quantized types the per-block integer
 // sums are exact and each block adds float(isum) * (d_w * d_x) to the row's
-// f32 accumulator, in block order. For F16/BF16 every product is exact in
-// f32 (11- or 8-bit mantissas), and the sum is taken in 16 lanes (lane j gets
-// the columns c with c % 16 == j, in column order), then folded 8, 4, 2, 1.
-// The SIMD variants follow that order, so every variant gives the scalar
-// reference's bits. F32-stored matrices keep one f32 sum in column order.
+// f32 accumulator, in block order. For F16/BF16 every F16 product is exact in
+// f32 (11-bit mantissas), and the sum is taken in 64 lanes (lane j gets the
+// columns c with c % 64 == j, in column order: four independent SIMD chains
+// per row, so a row streams alone), then folded 32, 16, 8, 4, 2, 1
+// (s[j] += s[j + w]). The SIMD variants follow that order, so every variant
+// gives the scalar reference's bits. F32-stored matrices keep one f32 sum in
+// column order.
 #pragma once
 
 #include <cstdint>
@@ -55,7 +57,7 @@ struct DenseMatrix {
   DenseFormat format = DenseFormat::kF32;
   // Other formats: rows * row_bytes bytes, each row its own run of blocks
   // (64-byte aligned, huge-page backed). Shared between copies.
-  std::shared_ptr<const AlignedBuffer> data;
+  std::shared_ptr<const AlignedBuffer> data = nullptr;
   int64_t row_bytes = 0;
 
   const uint8_t* row(int64_t r) const { return data->data() + r * row_bytes; }
