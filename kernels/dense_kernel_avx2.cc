@@ -239,7 +239,7 @@ BITNET_AVX2 void RowsQ6K(const DenseMatrix& w, const DenseActs& a, int64_t r0, i
           _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + off), _MM_HINT_T0);
         }
         const int32_t isum = Q6KBlockDot(blk, q + b * kQ6KBlock, bsum + b * 16);
-        acc += static_cast<float>(isum) * (HalfBitsToFloat(LoadU16(blk + 208)) * dx[b]);
+        acc += static_cast<float>(isum) * (_cvtsh_ss(LoadU16(blk + 208)) * dx[b]);
       }
       y[i * w.rows + r] = acc;
     }
