@@ -1,9 +1,13 @@
 // StageEngine on several threads: the logits of a prefill and of decode steps
 // are bit-identical for 1, 2 and 3 threads (products, attention, norms and
 // element-wise passes all run on the engine's pool), for every KV type and
-// activation mode, and for batches of interleaved sequences.
+// activation mode, and for batches of interleaved sequences. And a decode
+// step allocates no memory once the engine's buffers have grown.
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -11,6 +15,20 @@
 #include "gtest/gtest.h"
 #include "tests/test_support.h"
 #include "tests/tiny_model.h"
+
+// Counts heap allocations while enabled (this test binary's operator new;
+// malloc/free underneath on both sides, which GCC cannot see through).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+std::atomic<bool> g_counting{false};
+std::atomic<int64_t> g_allocations{0};
+
+void* operator new(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace bitnet {
 namespace {
@@ -102,6 +120,50 @@ TEST(StageEngineThreadsTest, OracleModelsLongPrompt) {
     EngineOptions opt;
     opt.act_quant = std::string(type) == "i2_s" ? ActQuant::kPerToken : ActQuant::kQ8K;
     ExpectThreadCountsAgree(*w, opt, Prompt(160, 290), type);
+  }
+}
+
+// After a prefill and a few steps (buffers grown, KV capacity 32 reached),
+// further decode steps of two sequences allocate nothing.
+TEST(StageEngineThreadsTest, DecodeStepsDoNotAllocate) {
+  testing::TinyModel m = testing::MakeTinyModel({});
+  auto w = ModelWeights::Load(*m.file);
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (KvType kv : {KvType::kF16, KvType::kF32}) {
+    EngineOptions opt;
+    opt.kv_type = kv;
+    auto e = StageEngine::Create(*w, opt);
+    ASSERT_TRUE(e.ok()) << e.status();
+    std::vector<BatchRow> rows;
+    for (int32_t i = 0; i < 20; ++i) {
+      rows.push_back({1, i, static_cast<TokenId>(i % 40), false});
+      rows.push_back({2, i, static_cast<TokenId>((i + 3) % 40), i == 19});
+    }
+    std::vector<float> hidden, logits;
+    g_allocations.store(0);
+    g_counting.store(true);  // the first batch does allocate: the counter works
+    ASSERT_TRUE((*e)->Forward(rows, hidden).ok());
+    g_counting.store(false);
+    EXPECT_GT(g_allocations.load(), 0);
+    ASSERT_TRUE((*e)->Logits(rows, hidden, logits).ok());
+    rows.resize(2);
+    int64_t during = 0;
+    for (int32_t pos = 20; pos < 28; ++pos) {
+      rows[0] = {1, pos, 5, true};
+      rows[1] = {2, pos, 7, true};
+      if (pos == 22) {
+        g_allocations.store(0);
+        g_counting.store(true);
+      }
+      const absl::Status f = (*e)->Forward(rows, hidden);
+      const absl::Status l = (*e)->Logits(rows, hidden, logits);
+      if (pos >= 22) during = g_allocations.load();
+      g_counting.store(false);
+      ASSERT_TRUE(f.ok() && l.ok()) << f << " " << l;
+      if (pos >= 22) g_counting.store(true);
+    }
+    g_counting.store(false);
+    EXPECT_EQ(during, 0) << KvTypeName(kv) << ": allocations in 6 decode steps";
   }
 }
 
