@@ -57,7 +57,7 @@ struct Kv<false> {
 };
 
 // out[c*16 ..] for NC chunks starting at chunk c0: sum over p of w[p] * V.
-template <bool kF16, int NC>
+template <bool kF16, bool kFull, int NC>
 BITNET_AVX512 void WeightedV(const typename Kv<kF16>::T* v, int64_t n_pos, int64_t kv_stride,
                              int64_t hd, int64_t c0, const float* w, float* out) {
   using K = Kv<kF16>;
@@ -71,12 +71,19 @@ BITNET_AVX512 void WeightedV(const typename Kv<kF16>::T* v, int64_t n_pos, int64
   for (int64_t p = 0; p < n_pos; ++p) {
     const __m512 wp = _mm512_set1_ps(w[p]);
     const typename K::T* vp = v + p * kv_stride + 16 * c0;
-    for (int c = 0; c < NC; ++c) acc[c] = K::MulAdd(wp, K::Load(vp + 16 * c, mask[c]), acc[c]);
+    for (int c = 0; c < NC; ++c) {
+      if constexpr (kFull) {
+        acc[c] = K::MulAdd(wp, K::Load(vp + 16 * c), acc[c]);
+      } else {
+        acc[c] = K::MulAdd(wp, K::Load(vp + 16 * c, mask[c]), acc[c]);
+      }
+    }
   }
   for (int c = 0; c < NC; ++c) _mm512_mask_storeu_ps(out + 16 * (c0 + c), mask[c], acc[c]);
 }
 
-template <bool kF16>
+// kFull: head_dim is a multiple of 16, so no load needs a mask.
+template <bool kF16, bool kFull>
 BITNET_AVX512 void Head(const float* q, const typename Kv<kF16>::T* k,
                         const typename Kv<kF16>::T* v, int64_t n_pos, int64_t kv_stride,
                         int64_t hd, float scale, float* scratch, float* out) {
@@ -84,7 +91,9 @@ BITNET_AVX512 void Head(const float* q, const typename Kv<kF16>::T* k,
   const int64_t nc = (hd + 15) / 16;
   float* qh = scratch + n_pos;
   const __mmask16 tail = static_cast<__mmask16>(hd % 16 == 0 ? 0xffff : (1u << (hd % 16)) - 1);
-  auto chunk_mask = [&](int64_t c) { return c + 1 < nc ? static_cast<__mmask16>(0xffff) : tail; };
+  auto chunk_mask = [&](int64_t c) {
+    return kFull || c + 1 < nc ? static_cast<__mmask16>(0xffff) : tail;
+  };
   for (int64_t c = 0; c < nc; ++c) {
     const __mmask16 m = chunk_mask(c);
     _mm512_mask_storeu_ps(qh + 16 * c, m, K::Round(_mm512_maskz_loadu_ps(m, q + 16 * c)));
@@ -97,12 +106,20 @@ BITNET_AVX512 void Head(const float* q, const typename Kv<kF16>::T* k,
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const typename K::T* kp = k + p * kv_stride;
     for (int64_t c = 0; c < nc; ++c) {
-      const __mmask16 m = chunk_mask(c);
-      const __m512 qv = _mm512_maskz_loadu_ps(m, qh + 16 * c);
-      a0 = K::MulAdd(qv, K::Load(kp + 16 * c, m), a0);
-      a1 = K::MulAdd(qv, K::Load(kp + kv_stride + 16 * c, m), a1);
-      a2 = K::MulAdd(qv, K::Load(kp + 2 * kv_stride + 16 * c, m), a2);
-      a3 = K::MulAdd(qv, K::Load(kp + 3 * kv_stride + 16 * c, m), a3);
+      if constexpr (kFull) {
+        const __m512 qv = _mm512_loadu_ps(qh + 16 * c);
+        a0 = K::MulAdd(qv, K::Load(kp + 16 * c), a0);
+        a1 = K::MulAdd(qv, K::Load(kp + kv_stride + 16 * c), a1);
+        a2 = K::MulAdd(qv, K::Load(kp + 2 * kv_stride + 16 * c), a2);
+        a3 = K::MulAdd(qv, K::Load(kp + 3 * kv_stride + 16 * c), a3);
+      } else {
+        const __mmask16 m = chunk_mask(c);
+        const __m512 qv = _mm512_maskz_loadu_ps(m, qh + 16 * c);
+        a0 = K::MulAdd(qv, K::Load(kp + 16 * c, m), a0);
+        a1 = K::MulAdd(qv, K::Load(kp + kv_stride + 16 * c, m), a1);
+        a2 = K::MulAdd(qv, K::Load(kp + 2 * kv_stride + 16 * c, m), a2);
+        a3 = K::MulAdd(qv, K::Load(kp + 3 * kv_stride + 16 * c, m), a3);
+      }
     }
     const float s[4] = {Fold16(a0) * scale, Fold16(a1) * scale, Fold16(a2) * scale,
                         Fold16(a3) * scale};
@@ -149,14 +166,14 @@ BITNET_AVX512 void Head(const float* q, const typename Kv<kF16>::T* k,
   // out = sum of w[p] * V[p], up to 8 chunks (128 values) per pass.
   for (int64_t c0 = 0; c0 < nc; c0 += 8) {
     switch (nc - c0 >= 8 ? 8 : nc - c0) {
-      case 8: WeightedV<kF16, 8>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      case 7: WeightedV<kF16, 7>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      case 6: WeightedV<kF16, 6>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      case 5: WeightedV<kF16, 5>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      case 4: WeightedV<kF16, 4>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      case 3: WeightedV<kF16, 3>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      case 2: WeightedV<kF16, 2>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
-      default: WeightedV<kF16, 1>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 8: WeightedV<kF16, kFull, 8>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 7: WeightedV<kF16, kFull, 7>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 6: WeightedV<kF16, kFull, 6>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 5: WeightedV<kF16, kFull, 5>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 4: WeightedV<kF16, kFull, 4>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 3: WeightedV<kF16, kFull, 3>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      case 2: WeightedV<kF16, kFull, 2>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
+      default: WeightedV<kF16, kFull, 1>(v, n_pos, kv_stride, hd, c0, scratch, out); break;
     }
   }
 }
@@ -164,13 +181,21 @@ BITNET_AVX512 void Head(const float* q, const typename Kv<kF16>::T* k,
 BITNET_AVX512 void HeadF16(const float* q, const uint16_t* k, const uint16_t* v, int64_t n_pos,
                            int64_t kv_stride, int64_t hd, float scale, float* scratch,
                            float* out) {
-  Head<true>(q, k, v, n_pos, kv_stride, hd, scale, scratch, out);
+  if (hd % 16 == 0) {
+    Head<true, true>(q, k, v, n_pos, kv_stride, hd, scale, scratch, out);
+  } else {
+    Head<true, false>(q, k, v, n_pos, kv_stride, hd, scale, scratch, out);
+  }
 }
 
 BITNET_AVX512 void HeadF32(const float* q, const float* k, const float* v, int64_t n_pos,
                            int64_t kv_stride, int64_t hd, float scale, float* scratch,
                            float* out) {
-  Head<false>(q, k, v, n_pos, kv_stride, hd, scale, scratch, out);
+  if (hd % 16 == 0) {
+    Head<false, true>(q, k, v, n_pos, kv_stride, hd, scale, scratch, out);
+  } else {
+    Head<false, false>(q, k, v, n_pos, kv_stride, hd, scale, scratch, out);
+  }
 }
 
 const AttentionKernelOps kOps = {HeadF16, HeadF32};
