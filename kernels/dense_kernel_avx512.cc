@@ -77,36 +77,58 @@ BITNET_AVX512 inline __m512 MulAdd(__m512 w, __m512 x, __m512 acc) {
   }
 }
 
-// One row, one token: four accumulators (lanes c % 64), one linear stream.
-template <bool kBF16>
-BITNET_AVX512 float HalfRow64(const uint8_t* row, const float* x, int64_t cols) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+// One row against NT tokens (x rows `stride` apart): four accumulators per
+// token (lanes c % 64), each weight vector converted once for all NT tokens;
+// the row is one linear stream.
+template <bool kBF16, int NT>
+BITNET_AVX512 void HalfRow64(const uint8_t* row, const float* x, int64_t stride, int64_t cols,
+                             float* out, int64_t out_stride) {
+  __m512 acc[NT][4];
+  for (int t = 0; t < NT; ++t) {
+    for (int q = 0; q < 4; ++q) acc[t][q] = _mm512_setzero_ps();
+  }
   int64_t c = 0;
   for (; c + 64 <= cols; c += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(row + 2 * c + kPrefetchBytes), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(row + 2 * c + kPrefetchBytes + 64), _MM_HINT_T0);
-    a0 = MulAdd<kBF16>(LoadHalf16<kBF16>(row + 2 * c), _mm512_loadu_ps(x + c), a0);
-    a1 = MulAdd<kBF16>(LoadHalf16<kBF16>(row + 2 * c + 32), _mm512_loadu_ps(x + c + 16), a1);
-    a2 = MulAdd<kBF16>(LoadHalf16<kBF16>(row + 2 * c + 64), _mm512_loadu_ps(x + c + 32), a2);
-    a3 = MulAdd<kBF16>(LoadHalf16<kBF16>(row + 2 * c + 96), _mm512_loadu_ps(x + c + 48), a3);
+    for (int q = 0; q < 4; ++q) {
+      const __m512 wv = LoadHalf16<kBF16>(row + 2 * (c + 16 * q));
+      for (int t = 0; t < NT; ++t) {
+        acc[t][q] = MulAdd<kBF16>(wv, _mm512_loadu_ps(x + t * stride + c + 16 * q), acc[t][q]);
+      }
+    }
   }
-  __m512* acc[4] = {&a0, &a1, &a2, &a3};
   for (int q = 0; c < cols; c += 16, ++q) {
     const int64_t left = cols - c;
     const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-    *acc[q] = MulAdd<kBF16>(LoadHalfTail<kBF16>(row + 2 * c, m), _mm512_maskz_loadu_ps(m, x + c), *acc[q]);
+    const __m512 wv = LoadHalfTail<kBF16>(row + 2 * c, m);
+    for (int t = 0; t < NT; ++t) {
+      acc[t][q] = MulAdd<kBF16>(wv, _mm512_maskz_loadu_ps(m, x + t * stride + c), acc[t][q]);
+    }
   }
   // 64 lanes -> 32 -> 16 (j + j+32, then j + j+16), then the 16-lane fold.
-  return Fold16(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+  for (int t = 0; t < NT; ++t) {
+    out[t * out_stride] = Fold16(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][2]),
+                                               _mm512_add_ps(acc[t][1], acc[t][3])));
+  }
 }
 
 template <bool kBF16>
 BITNET_AVX512 void HalfRows(const DenseMatrix& w, const DenseActs& a, int64_t r0, int64_t r1,
                             float* y) {
-  for (int64_t i = 0; i < a.n; ++i) {
-    const float* x = a.x + i * a.cols;
-    float* yi = y + i * w.rows;
-    for (int64_t r = r0; r < r1; ++r) yi[r] = HalfRow64<kBF16>(w.row(r), x, w.cols);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row(r);
+    int64_t i = 0;
+    // Up to four tokens share each converted weight vector (16 accumulators).
+    for (; i + 4 <= a.n; i += 4) {
+      HalfRow64<kBF16, 4>(row, a.x + i * a.cols, a.cols, w.cols, y + i * w.rows + r, w.rows);
+    }
+    switch (a.n - i) {
+      case 3: HalfRow64<kBF16, 3>(row, a.x + i * a.cols, a.cols, w.cols, y + i * w.rows + r, w.rows); break;
+      case 2: HalfRow64<kBF16, 2>(row, a.x + i * a.cols, a.cols, w.cols, y + i * w.rows + r, w.rows); break;
+      case 1: HalfRow64<kBF16, 1>(row, a.x + i * a.cols, a.cols, w.cols, y + i * w.rows + r, w.rows); break;
+      default: break;
+    }
   }
 }
 

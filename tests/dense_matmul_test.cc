@@ -17,6 +17,9 @@
 #include "kernels/kernel_variant.h"
 #include "kernels/thread_pool.h"
 #include "model/ggml_types.h"
+#include "model/gguf.h"
+#include "model/model_weights.h"
+#include "tests/test_support.h"
 
 namespace bitnet::kernels {
 namespace {
@@ -227,6 +230,28 @@ TEST(DenseMatMulTest, F32StorageKeepsColumnOrder) {
   float y = -1.0f;
   DenseMatMul(m, x, 1, &y);
   EXPECT_EQ(y, 0.0f);  // (1e8 + 1) rounds to 1e8, then - 1e8
+}
+
+// The oracle's I2_S file stores its tied embedding as F16: loaded, it stays
+// F16 (2 bytes per weight), is held once (the output head is the same
+// matrix), and decodes to the file's values.
+TEST(DenseMatMulTest, TiedF16EmbeddingIsHeldOnceAsF16) {
+  SKIP_WITHOUT_ORACLE();
+  auto f = gguf::File::Open(testing::OracleDir() + "/tiny-gqa-i2_s.gguf");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto w = ModelWeights::Load(**f);
+  ASSERT_TRUE(w.ok()) << w.status();
+  const DenseMatrix& e = *(*w)->token_embd;
+  EXPECT_EQ(e.format, DenseFormat::kF16);
+  EXPECT_EQ(e.memory_bytes(), static_cast<size_t>(290 * 256 * 2));
+  EXPECT_TRUE(e.w.empty());
+  EXPECT_FALSE((*w)->lm_head.has_value());
+  EXPECT_EQ((*w)->head(), &e);
+  const gguf::TensorInfo* t = (*f)->FindTensor("token_embd.weight");
+  ASSERT_NE(t, nullptr);
+  std::vector<float> want(static_cast<size_t>(t->n_elements()));
+  ASSERT_TRUE(ggml::Dequantize(t->type, (*f)->TensorData(*t), t->n_elements(), want.data()).ok());
+  EXPECT_TRUE(SameBits(e.ToFloat(), want));
 }
 
 }  // namespace
