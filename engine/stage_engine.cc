@@ -51,6 +51,10 @@ struct Scratch {
   absl::flat_hash_map<SeqId, KvCache::Sequence*> by_id;
 };
 
+// More threads than any machine here has cores is a configuration mistake
+// (each is a real thread of the engine's pool).
+constexpr int kMaxThreads = 1024;
+
 // Below this many values an element-wise pass runs on the calling thread: a
 // parallel call costs about a microsecond, that much work about as long.
 constexpr int64_t kParallelElems = 1 << 14;
@@ -333,9 +337,9 @@ absl::StatusOr<std::unique_ptr<StageEngine>> StageEngine::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("n_ctx must be >= 0 (0 = the model's context length), got ", options.n_ctx));
   }
-  if (options.n_threads < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("n_threads must be >= 1, got ", options.n_threads));
+  if (options.n_threads < 1 || options.n_threads > kMaxThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("n_threads must be in [1, ", kMaxThreads,
+                                                   "], got ", options.n_threads));
   }
   if (weights->is_last() && weights->head() == nullptr) {
     return absl::InvalidArgumentError("the last stage's weights have no output projection");

@@ -123,6 +123,19 @@ TEST(StageEngineThreadsTest, OracleModelsLongPrompt) {
   }
 }
 
+TEST(StageEngineThreadsTest, ThreadCountIsChecked) {
+  testing::TinyModel m = testing::MakeTinyModel({});
+  auto w = ModelWeights::Load(*m.file);
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (int bad : {0, -3, 100000}) {
+    EngineOptions opt;
+    opt.n_threads = bad;
+    auto e = StageEngine::Create(*w, opt);
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(e.status().message().find("n_threads"), std::string::npos) << e.status();
+  }
+}
+
 // After a prefill and a few steps (buffers grown, KV capacity 32 reached),
 // further decode steps of two sequences allocate nothing.
 TEST(StageEngineThreadsTest, DecodeStepsDoNotAllocate) {
