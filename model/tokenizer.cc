@@ -1,12 +1,14 @@
-// Byte-level BPE tokenizer with llama.cpp's `gpt2` semantics. The pieces live
-// in model/bpe_*.cc (byte map, pre-tokenizers, merges, special-token split,
-// token roles); this file validates the vocabulary, wires them together, and
-// reads the vocabulary from GGUF metadata.
+// Tokenizer with llama.cpp's `gpt2` (byte-level BPE) and `llama`
+// (SentencePiece) semantics. The pieces live in model/bpe_*.cc (byte map,
+// pre-tokenizers, merges, special-token split, token roles) and
+// model/spm_tokenizer.cc (SentencePiece merging); this file validates the
+// vocabulary, wires them together, and reads the vocabulary from GGUF metadata.
 #include "model/tokenizer.h"
 
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -17,6 +19,7 @@
 #include "model/bpe_pretokenizer.h"
 #include "model/bpe_special_split.h"
 #include "model/bpe_token_roles.h"
+#include "model/spm_tokenizer.h"
 #include "model/unicode_text.h"
 
 namespace bitnet {
@@ -26,7 +29,9 @@ struct Tokenizer::Impl {
   std::vector<TokenType> types;
   std::vector<std::string> pieces;  // the bytes each token decodes to
   bpe::PreTokenizerConfig pre;
-  std::unique_ptr<bpe::MergeTable> merges;
+  std::unique_ptr<bpe::MergeTable> merges;  // model "gpt2"
+  std::unique_ptr<spm::SpmModel> spm;       // model "llama"
+  bool add_space_prefix = false;            // SentencePiece only
   std::vector<bpe::SpecialToken> specials;            // longest text first
   std::vector<const bpe::SpecialToken*> all_specials;  // for parse_special
   std::vector<const bpe::SpecialToken*> user_specials;  // always matched
@@ -34,7 +39,7 @@ struct Tokenizer::Impl {
   TokenId bos = -1, eos = -1, eot = -1;
   bool add_bos = false, add_eos = false;
 
-  void EncodeText(std::string_view text, std::vector<TokenId>* ids) const;
+  void EncodeText(std::string_view text, bool after_special, std::vector<TokenId>* ids) const;
   void SetTokens(std::vector<std::string> texts, const std::vector<TokenType>& given_types);
   void IndexSpecialTokens();
 };
@@ -57,11 +62,14 @@ absl::Status CheckSpecialId(const char* name, TokenId id, size_t n_vocab) {
                                                  " tokens (use -1 for none)"));
 }
 
+bool IsSentencePiece(const TokenizerData& data) { return data.model == "llama"; }
+
 absl::Status ValidateData(const TokenizerData& data) {
-  if (!data.model.empty() && data.model != "gpt2") {
+  if (!data.model.empty() && data.model != "gpt2" && data.model != "llama") {
     return absl::UnimplementedError(absl::StrCat(
         "tokenizer model '", data.model,
-        "' is not supported: only GPT-2 style byte-level BPE (tokenizer.ggml.model = gpt2) is"));
+        "' is not supported: tokenizer.ggml.model must be gpt2 (byte-level BPE) or llama "
+        "(SentencePiece)"));
   }
   if (data.tokens.empty()) {
     return absl::InvalidArgumentError("tokenizer vocabulary is empty (tokenizer.ggml.tokens)");
@@ -92,10 +100,12 @@ absl::Status ValidateData(const TokenizerData& data) {
 }
 
 // The bytes a token stands for when decoded (render_special aside).
-std::string PieceOf(const std::string& text, TokenType type) {
+std::string PieceOf(const std::string& text, TokenType type, bool sentencepiece) {
   switch (type) {
     case TokenType::kNormal:
-      return bpe::DecodeTokenText(text);
+      return sentencepiece ? spm::SpmModel::Piece(text, type) : bpe::DecodeTokenText(text);
+    case TokenType::kByte:  // "<0xE2>" is one raw byte in SentencePiece vocabularies
+      return sentencepiece ? spm::SpmModel::Piece(text, type) : std::string();
     case TokenType::kControl:
     case TokenType::kUnknown:
     case TokenType::kUserDefined:
@@ -129,6 +139,17 @@ absl::Status ReadVocabulary(const gguf::File& file, TokenizerData* data) {
                               : TokenType::kUndefined);
   }
 
+  if (IsSentencePiece(*data)) {
+    absl::StatusOr<std::optional<std::vector<double>>> scores =
+        Optional(file.GetFloatArray("tokenizer.ggml.scores"));
+    if (!scores.ok()) return scores.status();
+    for (double v : scores->value_or(std::vector<double>{})) data->scores.push_back(static_cast<float>(v));
+    absl::StatusOr<std::optional<bool>> prefix =
+        Optional(file.GetBool("tokenizer.ggml.add_space_prefix"));
+    if (!prefix.ok()) return prefix.status();
+    data->add_space_prefix = prefix->value_or(true);
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<std::string>> merges = file.GetStringArray("tokenizer.ggml.merges");
   if (absl::IsNotFound(merges.status())) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -143,23 +164,32 @@ absl::Status ReadVocabulary(const gguf::File& file, TokenizerData* data) {
 // Special token ids and the add_bos / add_eos flags.
 absl::Status ReadSpecialTokens(const gguf::File& file, TokenizerData* data) {
   // Ids outside the vocabulary are ignored, as llama.cpp does (it warns).
+  // SentencePiece vocabularies default to <unk> 0, <s> 1, </s> 2 as there.
+  const bool sentencepiece = IsSentencePiece(*data);
   const int64_t n = static_cast<int64_t>(data->tokens.size());
-  for (auto [key, id] : {std::pair{"tokenizer.ggml.bos_token_id", &data->bos},
-                         std::pair{"tokenizer.ggml.eos_token_id", &data->eos},
-                         std::pair{"tokenizer.ggml.eot_token_id", &data->eot},
-                         std::pair{"tokenizer.ggml.padding_token_id", &data->pad},
-                         std::pair{"tokenizer.ggml.unknown_token_id", &data->unk}}) {
+  for (auto [key, id, spm_default] :
+       {std::tuple{"tokenizer.ggml.bos_token_id", &data->bos, 1},
+        std::tuple{"tokenizer.ggml.eos_token_id", &data->eos, 2},
+        std::tuple{"tokenizer.ggml.eot_token_id", &data->eot, -1},
+        std::tuple{"tokenizer.ggml.padding_token_id", &data->pad, -1},
+        std::tuple{"tokenizer.ggml.unknown_token_id", &data->unk, 0}}) {
     absl::StatusOr<std::optional<int64_t>> v = Optional(file.GetInt(key));
     if (!v.ok()) return v.status();
-    *id = (v->has_value() && **v >= 0 && **v < n) ? static_cast<TokenId>(**v) : -1;
+    const int64_t value = v->value_or(sentencepiece ? spm_default : -1);
+    *id = (value >= 0 && value < n) ? static_cast<TokenId>(value) : -1;
   }
-  // add_bos defaults per pre-tokenizer (true for the LLaMA-3 family).
-  absl::StatusOr<bpe::PreTokenizerConfig> config = bpe::LookupPreTokenizer(data->pre);
-  if (!config.ok()) return config.status();
+  // add_bos defaults per pre-tokenizer (true for the LLaMA-3 family) and is
+  // on for SentencePiece vocabularies.
+  bool default_add_bos = true;
+  if (!sentencepiece) {
+    absl::StatusOr<bpe::PreTokenizerConfig> config = bpe::LookupPreTokenizer(data->pre);
+    if (!config.ok()) return config.status();
+    default_add_bos = config->add_bos;
+  }
   absl::StatusOr<std::optional<bool>> add_bos =
       Optional(file.GetBool("tokenizer.ggml.add_bos_token"));
   if (!add_bos.ok()) return add_bos.status();
-  data->add_bos = add_bos->value_or(config->add_bos);
+  data->add_bos = add_bos->value_or(default_add_bos);
   absl::StatusOr<std::optional<bool>> add_eos =
       Optional(file.GetBool("tokenizer.ggml.add_eos_token"));
   if (!add_eos.ok()) return add_eos.status();
@@ -177,7 +207,7 @@ absl::StatusOr<TokenizerData> ReadTokenizerData(const gguf::File& file) {
   }
   if (!model.ok()) return model.status();
   data.model = *model;
-  if (data.model != "gpt2") return data;  // Create() explains what is supported
+  if (data.model != "gpt2" && data.model != "llama") return data;  // Create() explains
 
   absl::StatusOr<std::optional<std::string>> pre =
       Optional(file.GetString("tokenizer.ggml.pre"));
@@ -196,7 +226,19 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::File&
   return Create(*std::move(data));
 }
 
-void Tokenizer::Impl::EncodeText(std::string_view text, std::vector<TokenId>* ids) const {
+// `after_special`: the text starts the input or follows a special token,
+// where SentencePiece puts its prefix space (as llama.cpp does).
+void Tokenizer::Impl::EncodeText(std::string_view text, bool after_special,
+                                 std::vector<TokenId>* ids) const {
+  if (spm) {
+    if (text.empty()) return;
+    if (add_space_prefix && after_special) {
+      spm->Encode(absl::StrCat(" ", absl::string_view(text.data(), text.size())), ids);
+    } else {
+      spm->Encode(text, ids);
+    }
+    return;
+  }
   const std::vector<uint32_t> cps = unicode::DecodeUtf8Lenient(text);
   std::string word;
   size_t start = 0;
@@ -240,17 +282,27 @@ void Tokenizer::Impl::IndexSpecialTokens() {
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(TokenizerData data) {
   if (absl::Status s = ValidateData(data); !s.ok()) return s;
-  absl::StatusOr<bpe::PreTokenizerConfig> pre = bpe::LookupPreTokenizer(data.pre);
+  const bool sentencepiece = IsSentencePiece(data);
+  absl::StatusOr<bpe::PreTokenizerConfig> pre =
+      bpe::LookupPreTokenizer(sentencepiece ? "default" : data.pre);
   if (!pre.ok()) return pre.status();
 
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   Impl& impl = *tok->impl_;
   impl.pre = *pre;
   impl.SetTokens(std::move(data.tokens), data.types);
-  absl::StatusOr<std::unique_ptr<bpe::MergeTable>> merges =
-      bpe::MergeTable::Build(impl.tokens, data.merges);
-  if (!merges.ok()) return merges.status();
-  impl.merges = *std::move(merges);
+  if (sentencepiece) {
+    absl::StatusOr<std::unique_ptr<spm::SpmModel>> model =
+        spm::SpmModel::Build(impl.tokens, data.scores, data.unk);
+    if (!model.ok()) return model.status();
+    impl.spm = *std::move(model);
+    impl.add_space_prefix = data.add_space_prefix;
+  } else {
+    absl::StatusOr<std::unique_ptr<bpe::MergeTable>> merges =
+        bpe::MergeTable::Build(impl.tokens, data.merges);
+    if (!merges.ok()) return merges.status();
+    impl.merges = *std::move(merges);
+  }
 
   const bpe::TokenRoles roles = bpe::FindTokenRoles(impl.tokens, data.eos, data.eot);
   for (int32_t id : roles.force_control) impl.types[id] = TokenType::kControl;
@@ -263,7 +315,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(TokenizerData data)
 
   impl.pieces.resize(impl.tokens.size());
   for (size_t id = 0; id < impl.tokens.size(); ++id) {
-    impl.pieces[id] = PieceOf(impl.tokens[id], impl.types[id]);
+    impl.pieces[id] = PieceOf(impl.tokens[id], impl.types[id], sentencepiece);
   }
   impl.IndexSpecialTokens();
   return tok;
@@ -276,18 +328,21 @@ std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_bos,
   ids.reserve(text.size() / 3 + 2);
   if (add_bos && impl.add_bos) ids.push_back(impl.bos);
   const auto& specials = parse_special ? impl.all_specials : impl.user_specials;
+  bool after_special = true;
   for (const bpe::Fragment& f : bpe::SplitSpecialTokens(text, specials)) {
     if (f.token >= 0) {
       ids.push_back(f.token);
     } else {
-      impl.EncodeText(text.substr(f.offset, f.length), &ids);
+      impl.EncodeText(text.substr(f.offset, f.length), after_special, &ids);
     }
+    after_special = f.token >= 0;
   }
   if (add_bos && impl.add_eos) ids.push_back(impl.eos);
   return ids;
 }
 
 std::vector<std::string> Tokenizer::PreTokenize(std::string_view text) const {
+  if (impl_->spm) return {std::string(text)};  // SentencePiece has no pre-tokenizer
   const std::vector<uint32_t> cps = unicode::DecodeUtf8Lenient(text);
   std::vector<std::string> words;
   size_t start = 0;
@@ -322,7 +377,7 @@ bool Tokenizer::IsEndOfGeneration(TokenId id) const {
 }
 
 TokenId Tokenizer::Find(std::string_view token_text) const {
-  return impl_->merges->Find(token_text);
+  return impl_->spm ? impl_->spm->Find(token_text) : impl_->merges->Find(token_text);
 }
 
 TokenType Tokenizer::type(TokenId id) const {

@@ -1,5 +1,6 @@
-// Byte-level BPE tokenizer (GPT-2 style) from GGUF metadata, and a streaming
-// detokenizer that only ever emits complete UTF-8.
+// Tokenizer from GGUF metadata: GPT-2 style byte-level BPE (model "gpt2") or
+// SentencePiece BPE (model "llama"), and a streaming detokenizer that only
+// ever emits complete UTF-8.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +53,7 @@ class Tokenizer {
   std::vector<TokenId> Encode(std::string_view text, bool add_bos, bool parse_special = true) const;
   // The pre-tokenizer's words for plain text (no special-token matching), as
   // UTF-8 (invalid input bytes appear as U+FFFD, as the encoder sees them).
+  // SentencePiece has no pre-tokenizer: one word, the text as it is.
   std::vector<std::string> PreTokenize(std::string_view text) const;
   // Raw bytes of a token (control/unknown tokens give their text only if
   // render_special; user-defined tokens always give their text; unused and

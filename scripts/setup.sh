@@ -14,6 +14,7 @@ PACKAGES=(
   nlohmann-json3-dev                           # JSON output and test data
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
   libopenmpi-dev openmpi-bin                   # MPI stage transport
+  g++-aarch64-linux-gnu qemu-user googletest   # NEON kernels cross-built, tested under qemu
   python3 python3-numpy python3-grpcio python3-grpc-tools  # Python client test
 )
 

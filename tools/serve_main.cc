@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     });
     std::fputs("\n", stdout);
+    std::fflush(stdout);  // the stats line on stderr goes after the text
     if (!result.status.ok()) {
       rc = Fail(result.status);
     } else {
