@@ -1,9 +1,20 @@
 #include "serving/local_pipeline.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "model/model_weights.h"
 
 namespace bitnet::serving {
+
+absl::StatusOr<std::vector<int>> EvenStageBounds(int n_layer, int stages) {
+  if (stages < 1 || stages > n_layer) {
+    return absl::InvalidArgumentError(absl::StrCat("stages must be in [1, ", n_layer,
+                                                   "] (the model's layers), got ", stages));
+  }
+  std::vector<int> bounds;
+  for (int i = 0; i <= stages; ++i) bounds.push_back(i * n_layer / stages);
+  return bounds;
+}
 
 absl::StatusOr<std::unique_ptr<LocalPipeline>> LocalPipeline::Create(const gguf::File& file,
                                                                      std::vector<int> bounds,
@@ -86,6 +97,53 @@ absl::StatusOr<PipelineRun> RunGeneration(LocalPipeline& pipeline, SeqId seq,
   pipeline.Free(seq);
   if (!status.ok()) return status;
   return run;
+}
+
+absl::Status TeacherForce(LocalPipeline& pipeline, SeqId seq, std::span<const TokenId> tokens,
+                          int64_t chunk, const LogitsRowCallback& on_row) {
+  if (chunk < 1) return absl::InvalidArgumentError(absl::StrCat("chunk must be positive, got ", chunk));
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const ModelConfig& config = pipeline.config();
+  if (n > pipeline.n_ctx()) {
+    return absl::InvalidArgumentError(absl::StrCat("token sequence of ", n,
+                                                   " is longer than the context (", pipeline.n_ctx(),
+                                                   ")"));
+  }
+  for (TokenId t : tokens) {
+    if (t < 0 || t >= config.n_vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", t, " is outside the vocabulary of ",
+                                                     config.n_vocab));
+    }
+  }
+  pipeline.Free(seq);
+  absl::Cleanup free_seq = [&] { pipeline.Free(seq); };
+  const size_t n_vocab = static_cast<size_t>(config.n_vocab);
+  std::vector<BatchRow> rows;
+  std::vector<float> logits;
+  for (int64_t b = 0; b < n; b += chunk) {
+    const int64_t e = std::min(n, b + chunk);
+    rows.clear();
+    for (int64_t i = b; i < e; ++i) {
+      rows.push_back(BatchRow{seq, static_cast<int32_t>(i), tokens[static_cast<size_t>(i)], true});
+    }
+    if (absl::Status s = pipeline.Forward(rows, &logits); !s.ok()) return s;
+    for (int64_t i = b; i < e; ++i) {
+      const std::span<const float> row(logits.data() + static_cast<size_t>(i - b) * n_vocab, n_vocab);
+      if (absl::Status s = on_row(i, row); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PerplexityResult> PipelinePerplexity(LocalPipeline& pipeline,
+                                                    const Tokenizer& tokenizer,
+                                                    std::span<const TokenId> tokens,
+                                                    int64_t window,
+                                                    const PerplexityProgress& progress) {
+  const WindowForcer force = [&pipeline](std::span<const TokenId> w, const LogitsRowCallback& on_row) {
+    return TeacherForce(pipeline, /*seq=*/0, w, /*chunk=*/512, on_row);
+  };
+  return ComputePerplexity(force, pipeline.n_ctx(), tokenizer, tokens, window, progress);
 }
 
 }  // namespace bitnet::serving

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/generator.h"
+#include "engine/perplexity.h"
 #include "engine/sampler.h"
 #include "engine/stage_engine.h"
 #include "model/gguf.h"
@@ -17,6 +19,11 @@
 #include "serving/activation_codec.h"
 
 namespace bitnet::serving {
+
+// {0, ..., n_layer} for `stages` contiguous ranges of (nearly) equal length,
+// as the placement planner gives equal workers; INVALID_ARGUMENT unless
+// 1 <= stages <= n_layer.
+absl::StatusOr<std::vector<int>> EvenStageBounds(int n_layer, int stages);
 
 class LocalPipeline {
  public:
@@ -29,6 +36,7 @@ class LocalPipeline {
   // Switches the wire format (the weights stay loaded).
   void set_wire(WireFormat wire) { wire_ = wire; }
   const ModelConfig& config() const { return stages_.front()->config(); }
+  int64_t n_ctx() const { return stages_.front()->n_ctx(); }  // positions per sequence
 
   // Runs `rows` through every stage; `logits` gets the rows with want_logits
   // (count x n_vocab), as the last stage computes them.
@@ -59,5 +67,19 @@ absl::StatusOr<PipelineRun> RunGeneration(LocalPipeline& pipeline, SeqId seq,
                                           const Tokenizer* tokenizer, int prefill_chunk,
                                           bool keep_logits,
                                           std::span<const TokenId> forced = {});
+
+// Teacher forcing through the pipeline: `tokens` as a fresh sequence `seq`
+// in chunks of `chunk` rows, every position's logits to `on_row` in order
+// (as TeacherForce does for one engine); the sequence is freed afterwards.
+absl::Status TeacherForce(LocalPipeline& pipeline, SeqId seq, std::span<const TokenId> tokens,
+                          int64_t chunk, const LogitsRowCallback& on_row);
+
+// Perplexity through the pipeline (llama.cpp's method, engine/perplexity.h):
+// what the cluster computes, wire format included.
+absl::StatusOr<PerplexityResult> PipelinePerplexity(LocalPipeline& pipeline,
+                                                    const Tokenizer& tokenizer,
+                                                    std::span<const TokenId> tokens,
+                                                    int64_t window,
+                                                    const PerplexityProgress& progress = nullptr);
 
 }  // namespace bitnet::serving

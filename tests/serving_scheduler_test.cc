@@ -48,6 +48,11 @@ class FakePipeline {
     absl::MutexLock lock(&mu_);
     hold_ = hold;
   }
+  // Answers `n` more frames, then holds (a deterministic point to break at).
+  void HoldAfter(int n) {
+    absl::MutexLock lock(&mu_);
+    budget_ = n;
+  }
   int pending() {
     absl::MutexLock lock(&mu_);
     return static_cast<int>(pending_.size());
@@ -60,12 +65,13 @@ class FakePipeline {
       {
         absl::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ || (!hold_ && !pending_.empty());
+          return stop_ || (!hold_ && budget_ != 0 && !pending_.empty());
         };
         mu_.Await(absl::Condition(&ready));
         if (stop_) return;
         f = std::move(pending_.front());
         pending_.pop_front();
+        if (budget_ > 0) --budget_;
       }
       for (uint32_t r : f.sample_rows()) {
         const uint64_t seq = f.seq_ids(static_cast<int>(r));
@@ -81,6 +87,7 @@ class FakePipeline {
   std::deque<v1::StageFrame> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::StageFrame> seen_ ABSL_GUARDED_BY(mu_);
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  int budget_ ABSL_GUARDED_BY(mu_) = -1;  // frames to answer before holding; -1: no limit
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
@@ -269,6 +276,9 @@ TEST_F(SchedulerTest, FullQueueAndNoPipelineAreRefused) {
 TEST_F(SchedulerTest, ABrokenPipelinePrefillsRunningSequencesAgain) {
   Scheduler sched(SchedulerOptions(), tokenizer_.get(), 512);
   auto pipe = std::make_unique<FakePipeline>(&sched, [](uint64_t, int k) { return 'a' + k; });
+  // Three frames answered (three tokens), then the fourth stays out: without
+  // the limit the fake pipeline could finish all six before the break.
+  pipe->HoldAfter(3);
   sched.AttachPipeline(1, 1, pipe->Sender());
   auto g = sched.Submit(Spec({288, 10}, 6));
   ASSERT_TRUE(g.ok());
@@ -276,17 +286,18 @@ TEST_F(SchedulerTest, ABrokenPipelinePrefillsRunningSequencesAgain) {
   Generation::Cursor cursor;
   v1::GenerateResponse chunk;
   int got = 0;
-  while (got < 3 && (*g)->Next(&cursor, &chunk, absl::Seconds(5))) got += chunk.token_ids_size();
-  pipe->Hold(true);
+  while (got < 3 && (*g)->Next(&cursor, &chunk, absl::Seconds(5))) {
+    got += chunk.token_ids_size();
+    chunk.Clear();  // Next appends
+  }
   for (int i = 0; i < 200 && pipe->pending() < 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   sched.DetachPipeline(absl::UnavailableError("test"));
-  const int before = static_cast<int>(chunk.token_ids_size());
-  (void)before;
   pipe.reset();  // the old pipeline's answers never come
   // The new placement: everything so far is fed again from position 0.
   const int tokens_so_far = static_cast<int>(cursor.tokens);
+  ASSERT_EQ(tokens_so_far, 3);
   FakePipeline fresh(&sched, [&](uint64_t, int k) { return 'a' + tokens_so_far + k; });
   sched.AttachPipeline(2, 1, fresh.Sender());
   v1::GenerateResponse last;

@@ -23,7 +23,7 @@
 #include "model/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_support.h"
-#include "tools/perplexity.h"
+#include "engine/perplexity.h"
 
 namespace bitnet {
 namespace {

@@ -12,7 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "tools/cli_args.h"
 #include "tools/model_session.h"
-#include "tools/perplexity.h"
+#include "engine/perplexity.h"
 
 namespace bitnet::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "tools/perplexity.h"
+#include "engine/perplexity.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/generator.h"
 
 namespace bitnet {
 
@@ -30,6 +29,16 @@ double NegLogProb(std::span<const float> logits, TokenId target) {
 absl::StatusOr<PerplexityResult> ComputePerplexity(StageEngine& engine, const Tokenizer& tokenizer,
                                                    std::span<const TokenId> tokens, int64_t window,
                                                    const PerplexityProgress& progress) {
+  const WindowForcer force = [&engine](std::span<const TokenId> w, const LogitsRowCallback& on_row) {
+    return TeacherForce(engine, w, /*chunk=*/512, /*seq=*/0, on_row);
+  };
+  return ComputePerplexity(force, engine.n_ctx(), tokenizer, tokens, window, progress);
+}
+
+absl::StatusOr<PerplexityResult> ComputePerplexity(const WindowForcer& force, int64_t max_window,
+                                                   const Tokenizer& tokenizer,
+                                                   std::span<const TokenId> tokens, int64_t window,
+                                                   const PerplexityProgress& progress) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -38,10 +47,10 @@ absl::StatusOr<PerplexityResult> ComputePerplexity(StageEngine& engine, const To
   if (window < 2) {
     return absl::InvalidArgumentError(absl::StrCat("the window must be at least 2 tokens, got ", window));
   }
-  if (window > engine.n_ctx()) {
+  if (window > max_window) {
     return absl::InvalidArgumentError(absl::StrCat("the window (", window,
                                                    ") is larger than the engine's context (",
-                                                   engine.n_ctx(), ")"));
+                                                   max_window, ")"));
   }
   const int64_t w = std::min(window, n);
   const int64_t n_windows = n / w;
@@ -56,14 +65,13 @@ absl::StatusOr<PerplexityResult> ComputePerplexity(StageEngine& engine, const To
     if (use_bos) chunk[0] = tokenizer.bos();
     // Score positions [first, w - 1): each predicts the next token.
     const int64_t first = std::min(w / 2, w - 2);
-    absl::Status s = TeacherForce(engine, chunk, /*chunk=*/512, /*seq=*/0,
-                                  [&](int64_t pos, std::span<const float> logits) {
-                                    if (pos >= first && pos + 1 < w) {
-                                      nll += NegLogProb(logits, chunk[static_cast<size_t>(pos + 1)]);
-                                      ++r.tokens_scored;
-                                    }
-                                    return absl::OkStatus();
-                                  });
+    absl::Status s = force(chunk, [&](int64_t pos, std::span<const float> logits) {
+      if (pos >= first && pos + 1 < w) {
+        nll += NegLogProb(logits, chunk[static_cast<size_t>(pos + 1)]);
+        ++r.tokens_scored;
+      }
+      return absl::OkStatus();
+    });
     if (!s.ok()) return s;
     r.tokens_evaluated += w;
     ++r.windows;

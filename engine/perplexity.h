@@ -10,6 +10,7 @@
 #include <span>
 
 #include "absl/status/statusor.h"
+#include "engine/generator.h"
 #include "engine/stage_engine.h"
 #include "model/tokenizer.h"
 
@@ -32,6 +33,17 @@ using PerplexityProgress = std::function<void(int64_t done, int64_t total, doubl
 // `window` <= the engine's context. INVALID_ARGUMENT for fewer than 2 tokens
 // or a window below 2; errors from the engine pass through.
 absl::StatusOr<PerplexityResult> ComputePerplexity(StageEngine& engine, const Tokenizer& tokenizer,
+                                                   std::span<const TokenId> tokens, int64_t window,
+                                                   const PerplexityProgress& progress = nullptr);
+
+// Any model that can be teacher-forced: runs one window of tokens as a fresh
+// sequence and hands each position's logits to `on_row` in order (a
+// single-node engine, or a pipeline of stages with a wire format between).
+using WindowForcer =
+    std::function<absl::Status(std::span<const TokenId> window, const LogitsRowCallback& on_row)>;
+// The same computation over `force`; `max_window` is its context length.
+absl::StatusOr<PerplexityResult> ComputePerplexity(const WindowForcer& force, int64_t max_window,
+                                                   const Tokenizer& tokenizer,
                                                    std::span<const TokenId> tokens, int64_t window,
                                                    const PerplexityProgress& progress = nullptr);
 
