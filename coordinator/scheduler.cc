@@ -360,6 +360,12 @@ void Scheduler::FormFrames(std::vector<v1::StageFrame>* out) {
 
   size_t i = 0;
   while (slots > 0 && i < ready.size()) {
+    // The extra slot is for a full group only: when every stage already has
+    // a micro-batch, a partial group waits to merge with the next one that
+    // comes back (else on one stage two streams alternate in batches of one
+    // and read the weights twice per step).
+    const bool pipeline_full = inflight_.size() >= stages;
+    if (pipeline_full && ready.size() - i < group) break;
     v1::StageFrame frame;
     const uint64_t batch_id = next_batch_id_++;
     frame.set_epoch(epoch_);
