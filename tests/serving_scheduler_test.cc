@@ -245,6 +245,33 @@ TEST_F(SchedulerTest, OneMicroBatchPerStage) {
   }
 }
 
+TEST_F(SchedulerTest, OnOneStageALateStreamWaitsAndJoinsTheBatch) {
+  Scheduler sched(SchedulerOptions(), tokenizer_.get(), 512);
+  FakePipeline pipe(&sched, [](uint64_t, int) { return TokenId{'q'}; });
+  pipe.Hold(true);
+  sched.AttachPipeline(1, 1, pipe.Sender());
+  auto a = sched.Submit(Spec({288, 1}, 4));
+  ASSERT_TRUE(a.ok());
+  for (int i = 0; i < 200 && pipe.pending() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // The only stage is busy with a's batch: b must not go as a batch of one.
+  auto b = sched.Submit(Spec({288, 2}, 4));
+  ASSERT_TRUE(b.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(pipe.pending(), 1);
+  EXPECT_EQ(sched.stats().inflight_batches, 1);
+  pipe.Hold(false);
+  v1::GenerateResponse last;
+  Collect(**a, &last);
+  Collect(**b, &last);
+  const auto frames = pipe.seen();
+  ASSERT_GE(frames.size(), 2u);
+  // From the second frame on, a and b travel together until a finishes.
+  std::set<uint64_t> second(frames[1].seq_ids().begin(), frames[1].seq_ids().end());
+  EXPECT_EQ(second.size(), 2u) << frames[1].DebugString();
+}
+
 TEST_F(SchedulerTest, FullQueueAndNoPipelineAreRefused) {
   SchedulerOptions opt;
   opt.max_active = 1;
