@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Loads bitnet-synth models in llama.cpp and compares its greedy tokens with
-# bitnet-run's (with the activation quantization that reproduces llama.cpp:
+# Loads bitnet-synth models, and bitnet-convert's TQ2_0 / TQ1_0 output, in
+# llama.cpp and compares its greedy tokens with bitnet-run's (with the activation quantization that reproduces llama.cpp:
 # q8k for TQ1_0/TQ2_0, none for F32/F16). Needs node and npm (the npm
 # package node-llama-cpp ships a prebuilt llama.cpp).
 #   bash tools/llamacpp_check/run.sh [BIN_DIR]     (default: build/bin)
@@ -18,10 +18,21 @@ n=24
 status=0
 # arch type seed [extra synth flags]; upstream llama.cpp knows bitnet and llama
 # (bitnet-b1.58 is bitnet.cpp's fork) and ignores bitnet.hidden_activation.
+# Type "convert-X" writes an I2_S model and repacks it to X with bitnet-convert
+# (the converter's GGUF-to-GGUF path; its Hugging Face path is checked byte for
+# byte against llama.cpp's own TQ files in tests/convert_test.cc).
 while read -r arch type seed extra; do
   model="$work/$arch-$type.gguf"
-  "$bin/bitnet-synth" --out "$model" --arch "$arch" --type "$type" --seed "$seed" \
-    --n-vocab 1000 --n-layer 3 -q $extra
+  if [[ "$type" == convert-* ]]; then
+    type=${type#convert-}
+    "$bin/bitnet-synth" --out "$work/src-$seed.gguf" --arch "$arch" --type i2_s --seed "$seed" \
+      --n-vocab 1000 --n-layer 3 -q $extra
+    "$bin/bitnet-convert" -q -i "$work/src-$seed.gguf" -o "$model" --type "$type"
+    arch="$arch (bitnet-convert)"
+  else
+    "$bin/bitnet-synth" --out "$model" --arch "$arch" --type "$type" --seed "$seed" \
+      --n-vocab 1000 --n-layer 3 -q $extra
+  fi
   aq=q8k
   case "$type" in f32|f16) aq=none ;; esac
   if ! theirs=$(node "$here/greedy.mjs" "$model" "$prompt" "$n" 2>"$work/err" | tail -1); then
@@ -45,5 +56,7 @@ bitnet f32 5
 bitnet f16 6
 llama tq2_0 3
 llama tq1_0 4 --untied
+bitnet convert-tq2_0 7
+bitnet convert-tq1_0 8
 LIST
 exit $status
