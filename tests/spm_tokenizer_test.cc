@@ -3,6 +3,7 @@
 // round trips on random text.
 #include "model/spm_tokenizer.h"
 
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -11,6 +12,10 @@
 #include "gtest/gtest.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "model/tokenizer_metadata.h"
+#include "nlohmann/json.hpp"
+#include "tests/test_support.h"
+#include "tools/synth_model.h"
 
 namespace bitnet {
 namespace {
@@ -221,6 +226,39 @@ TEST(SpmTokenizerGguf, MistypedScoresAreAClearError) {
   auto tok = LoadGguf(w, &bytes);
   ASSERT_FALSE(tok.ok());
   EXPECT_THAT(std::string(tok.status().message()), HasSubstr("tokenizer.ggml.scores"));
+}
+
+// llama.cpp's own encodings (tests/data/spm_vectors.jsonl, written by
+// tools/llamacpp_check/spm_vectors.sh through node-llama-cpp) of 678 strings
+// with bitnet-synth's SentencePiece vocabulary, loaded from the same GGUF
+// metadata llama.cpp read.
+TEST(SpmTokenizerLlamaCpp, EncodesEveryStringAsLlamaCppDoes) {
+  absl::StatusOr<TokenizerData> data = synth::SyntheticSpmTokenizer(1000);
+  ASSERT_TRUE(data.ok()) << data.status();
+  gguf::Writer w;
+  SetTokenizerMetadata(*data, w);
+  std::vector<uint8_t> bytes;
+  auto tok = LoadGguf(w, &bytes);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  std::ifstream in(testing::SourceDir() + "/tests/data/spm_vectors.jsonl");
+  ASSERT_TRUE(in) << "tests/data/spm_vectors.jsonl is missing";
+  int checked = 0;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json v = nlohmann::json::parse(line);
+    const std::string text = v.at("text");
+    EXPECT_EQ((*tok)->Encode(text, false, /*parse_special=*/false),
+              v.at("ids").get<std::vector<TokenId>>())
+        << "text: " << text;
+    EXPECT_EQ((*tok)->Encode(text, false, /*parse_special=*/true),
+              v.at("ids_special").get<std::vector<TokenId>>())
+        << "text (special tokens parsed): " << text;
+    // Decoding gives the text back behind the prefix space ("▁" reads as a space).
+    std::string expected = text.empty() ? "" : " " + text;
+    for (size_t p; (p = expected.find("\xE2\x96\x81")) != std::string::npos;) expected.replace(p, 3, " ");
+    EXPECT_EQ((*tok)->Decode((*tok)->Encode(text, false, false)), expected) << "text: " << text;
+    ++checked;
+  }
+  EXPECT_GE(checked, 600);
 }
 
 }  // namespace

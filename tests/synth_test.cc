@@ -87,6 +87,40 @@ TEST(SynthToolTest, SameSeedSameBytesOtherSeedOtherBytes) {
   EXPECT_FALSE(a == c) << "another seed gave the same file";
 }
 
+TEST(SynthToolTest, SentencePieceAndRealVocabulariesAreEmbedded) {
+  TempDir dir;
+  const std::string spm = dir.File("spm.gguf");
+  auto r = RunCommand(BinDir() + "/bitnet-synth --out " + spm + " --arch llama --tokenizer spm" +
+                      " --n-vocab 1000 --n-embd 256 --n-layer 1 --n-ff 512 --n-ctx 64 -q");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto file = gguf::File::Open(spm);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(*(*file)->GetString("tokenizer.ggml.model"), "llama");
+  auto tok = Tokenizer::FromGguf(**file);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->n_vocab(), 1000);
+  // "▁the" is a piece: the prefix space joins the word.
+  EXPECT_EQ((*tok)->Encode("the", true), (std::vector<TokenId>{1, (*tok)->Find("\xE2\x96\x81the")}));
+  r = RunCommand(BinDir() + "/bitnet-run --model " + spm + " --prompt 'the end' -n 2 --temp 0 --json");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+
+  // The real LLaMA-3 vocabulary: n_vocab follows it, ids are LLaMA-3's.
+  const std::string l3 = dir.File("l3.gguf");
+  r = RunCommand(BinDir() + "/bitnet-synth --out " + l3 + " --vocab " + testing::SourceDir() +
+                 "/tests/data/llama3_tokenizer.bin --type f16 --n-embd 64 --n-head 1 --n-head-kv 1 --n-layer 1 "
+                 "--n-ff 64 --n-ctx 64 -q");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  file = gguf::File::Open(l3);
+  ASSERT_TRUE(file.ok()) << file.status();
+  tok = Tokenizer::FromGguf(**file);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->n_vocab(), 128256);
+  EXPECT_EQ((*tok)->Encode("Hello world", true), (std::vector<TokenId>{128000, 9906, 1917}));
+  auto config = ConfigFromGguf(**file);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->n_vocab, 128256);
+}
+
 TEST(SynthToolTest, BadArgumentsAreNamed) {
   TempDir dir;
   const std::string synth = BinDir() + "/bitnet-synth --out " + dir.File("x.gguf") + " ";
@@ -105,6 +139,9 @@ TEST(SynthToolTest, BadArgumentsAreNamed) {
       {"--n-layer x", "--n-layer"},
       {"--tied --untied", "--untied"},
       {"--bogus 1", "--bogus"},
+      {"--tokenizer wordpiece", "--tokenizer"},
+      {"--tokenizer spm --n-vocab 258", "n_vocab"},
+      {"--vocab /nonexistent.bin", "--vocab"},
   };
   for (const auto& c : cases) {
     const auto r = RunCommand(synth + c.args);

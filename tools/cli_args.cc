@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -224,6 +226,17 @@ absl::StatusOr<std::vector<int32_t>> ParseIdList(std::string_view text, std::str
     ids.push_back(id);
   }
   return ids;
+}
+
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(absl::string_view(flag.data(), flag.size()),
+                                            ": cannot open '", path, "'"));
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 int ReportError(std::string_view program, const absl::Status& status) {

@@ -73,6 +73,10 @@ class ArgParser {
 // flag in errors.
 absl::StatusOr<std::vector<int32_t>> ParseIdList(std::string_view text, std::string_view flag);
 
+// The whole file at `path` (a --file argument); NOT_FOUND naming `flag` and
+// the path when it cannot be read.
+absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_view flag);
+
 // Prints "program: message" to stderr and returns the exit code: 2 for a usage
 // mistake (INVALID_ARGUMENT), 1 for anything else.
 int ReportError(std::string_view program, const absl::Status& status);

@@ -3,8 +3,6 @@
 //
 //   bitnet-perplexity --model m.gguf --file wiki.test.raw --ctx-size 512
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/status/status.h"
@@ -18,16 +16,6 @@ namespace bitnet::cli {
 namespace {
 
 constexpr char kProgram[] = "bitnet-perplexity";
-
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("--file: cannot open '", path, "'"));
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 absl::Status Run(int argc, char** argv) {
   std::string model, file;
@@ -46,7 +34,7 @@ absl::Status Run(int argc, char** argv) {
   }
   if (model.empty()) return absl::InvalidArgumentError("--model: required (a GGUF file)");
   if (file.empty()) return absl::InvalidArgumentError("--file: required (the text to score)");
-  absl::StatusOr<std::string> text = ReadText(file);
+  absl::StatusOr<std::string> text = ReadTextFile(file, "--file");
   if (!text.ok()) return text.status();
   absl::StatusOr<EngineOptions> options = ToEngineOptions(engine);
   if (!options.ok()) return options.status();

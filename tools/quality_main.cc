@@ -11,9 +11,7 @@
 // serving tests check that the cluster gives the same tokens.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,14 +31,6 @@ namespace bitnet::cli {
 namespace {
 
 constexpr char kProgram[] = "bitnet-quality";
-
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("--file: cannot open '", path, "'"));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 absl::StatusOr<std::vector<int>> ParseStages(const std::string& text) {
   std::vector<int> out;
@@ -132,7 +122,7 @@ absl::Status Run(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrCat("--wires: ", f.status().message()));
     }
   }
-  absl::StatusOr<std::string> text = ReadText(file);
+  absl::StatusOr<std::string> text = ReadTextFile(file, "--file");
   if (!text.ok()) return text.status();
   absl::StatusOr<EngineOptions> options = ToEngineOptions(engine);
   if (!options.ok()) return options.status();

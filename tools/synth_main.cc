@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/cli_args.h"
+#include "tools/vocab_pack.h"
 #include "tools/synth_model.h"
 
 namespace bitnet::cli {
@@ -21,6 +22,7 @@ constexpr char kProgram[] = "bitnet-synth";
 
 struct SynthFlags {
   std::string out, preset = "tiny", arch, name, type = "tq2_0", embd_type, activation;
+  std::string tokenizer = "gpt2", vocab;
   int64_t n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0,
           n_ctx = 0;
   float rope_base = 0, rms_eps = 0;
@@ -52,6 +54,13 @@ void AddFlags(ArgParser& a, SynthFlags& f) {
   a.Choice("--activation", &f.activation, {"silu", "relu2"},
            "FFN activation, written as {arch}.hidden_activation (default: the arch's; upstream "
            "llama.cpp ignores the key and uses SiLU for bitnet)");
+  a.Choice("--tokenizer", &f.tokenizer, {"gpt2", "spm"},
+           "synthetic vocabulary: gpt2 (byte-level BPE) or spm (SentencePiece, as LLaMA-2 / "
+           "1bitLLM models)");
+  a.String("--vocab", &f.vocab,
+           "embed this real vocabulary instead (a vocabulary pack such as "
+           "tests/data/llama3_tokenizer.bin, LLaMA-3's 128256 tokens); --n-vocab defaults to its size",
+           "FILE");
   a.Flag("--tied", &f.tied, "output projection shares token_embd (no output.weight)");
   a.Flag("--untied", &f.untied,
          "write a separate output.weight (llama.cpp accepts it for arch llama only)");
@@ -83,6 +92,14 @@ absl::StatusOr<synth::SynthSpec> SpecFromFlags(const SynthFlags& f, const ArgPar
     if (a.Seen(flag)) field = v;
   };
   set("--n-vocab", f.n_vocab, s.n_vocab);
+  s.tokenizer = f.tokenizer;
+  if (!f.vocab.empty()) {
+    if (a.Seen("--tokenizer")) return absl::InvalidArgumentError("--tokenizer and --vocab: give only one");
+    absl::StatusOr<TokenizerData> vocab = tools::ReadVocabPack(f.vocab);
+    if (!vocab.ok()) return absl::InvalidArgumentError(absl::StrCat("--vocab: ", vocab.status().message()));
+    if (!a.Seen("--n-vocab")) s.n_vocab = static_cast<int64_t>(vocab->tokens.size());
+    s.vocab = *std::move(vocab);
+  }
   set("--n-embd", f.n_embd, s.n_embd);
   set("--n-layer", f.n_layer, s.n_layer);
   set("--n-head", f.n_head, s.n_head);

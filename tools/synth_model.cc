@@ -7,10 +7,12 @@
 #include <thread>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/bpe_byte_map.h"
+#include "model/tokenizer_metadata.h"
 
 namespace bitnet::synth {
 namespace {
@@ -301,9 +303,17 @@ absl::Status ValidateSpec(const SynthSpec& s) {
       return Invalid(absl::StrCat(name, " must be in [1, 2^32), got ", v));
     }
   }
-  if (s.n_vocab < 258) {
-    return Invalid(absl::StrCat("n_vocab must be at least 258 (256 byte tokens, BOS and EOS), got ",
-                                s.n_vocab));
+  if (s.vocab) {
+    if (static_cast<int64_t>(s.vocab->tokens.size()) != s.n_vocab) {
+      return Invalid(absl::StrCat("n_vocab (", s.n_vocab, ") must equal the embedded vocabulary's ",
+                                  s.vocab->tokens.size(), " tokens"));
+    }
+  } else if (s.tokenizer != "gpt2" && s.tokenizer != "spm") {
+    return Invalid(absl::StrCat("unsupported synthetic tokenizer '", s.tokenizer,
+                                "'; choose gpt2 or spm"));
+  } else if (s.n_vocab < (s.tokenizer == "spm" ? 259 : 258)) {
+    return Invalid(absl::StrCat("n_vocab must be at least ", s.tokenizer == "spm" ? 259 : 258,
+                                " (256 byte tokens and the special tokens), got ", s.n_vocab));
   }
   if (s.n_head % s.n_head_kv != 0) {
     return Invalid(absl::StrCat("n_head (", s.n_head, ") must be a multiple of n_head_kv (",
@@ -406,6 +416,69 @@ absl::Status AddSyntheticTokenizer(gguf::Writer& w, int64_t n_vocab) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<TokenizerData> SyntheticSpmTokenizer(int64_t n_vocab) {
+  if (n_vocab < 259) {
+    return Invalid(absl::StrCat("the synthetic SentencePiece tokenizer needs n_vocab >= 259, got ",
+                                n_vocab));
+  }
+  const std::string space = "\xE2\x96\x81";  // "▁"
+  TokenizerData d;
+  d.model = "llama";
+  d.pre = "default";
+  auto add = [&](std::string text, TokenType type, float score) {
+    if (static_cast<int64_t>(d.tokens.size()) >= n_vocab) return;
+    d.tokens.push_back(std::move(text));
+    d.types.push_back(type);
+    d.scores.push_back(score);
+  };
+  add("<unk>", TokenType::kUnknown, 0);
+  add("<s>", TokenType::kControl, 0);
+  add("</s>", TokenType::kControl, 0);
+  for (int b = 0; b < 256; ++b) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+    add(hex, TokenType::kByte, 0);
+  }
+  // Normal pieces, best first (llama.cpp merges the highest score first).
+  std::vector<std::string> pieces = {space};
+  for (char c = 33; c < 127; ++c) pieces.push_back(std::string(1, c));
+  static constexpr const char* kPieces[] = {
+      "e", "th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te",
+      "of", "ed", "is", "it", "al", "ar", "st", "to", "nt", "ng", "se", "ha", "as", "ou", "io",
+      "le", "ve", "co", "me", "de", "hi", "ri", "ro", "ic", "ne", "ea", "ra", "ce", "the", "ing",
+      "and", "ion", "ent", "tion", "ation", "ll", "ss"};
+  static constexpr const char* kWords[] = {
+      "t", "a", "s", "w", "c", "b", "o", "m", "f", "p", "h", "d", "i", "th", "the", "of",
+      "and", "to", "in", "is", "that", "it", "for", "was", "on", "he", "with", "as", "be", "at",
+      "The", "by", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they",
+      "which", "one", "you", "were", "her", "all", "she", "there", "would", "their", "we",
+      "him", "been", "has", "when", "who", "will", "more", "no", "if", "out", "so", "said",
+      "what", "up", "its", "about", "into", "than", "them", "can", "only", "other", "new",
+      "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my",
+      "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after",
+      "also", "did", "many", "before", "must", "through", "back", "years", "where", "much",
+      "your", "way", "well", "down", "should", "because", "each", "just", "those", "people"};
+  for (const char* p : kPieces) pieces.push_back(p);
+  for (const char* w : kWords) pieces.push_back(space + w);
+  for (char a = 'a'; a <= 'z'; ++a) {
+    for (char b = 'a'; b <= 'z'; ++b) pieces.push_back(std::string{a, b});
+  }
+  absl::flat_hash_set<std::string> seen;
+  float score = -1;
+  for (std::string& p : pieces) {
+    if (seen.insert(p).second) add(std::move(p), TokenType::kNormal, score--);
+  }
+  while (static_cast<int64_t>(d.tokens.size()) < n_vocab) {
+    add(absl::StrCat("[PAD", d.tokens.size(), "]"), TokenType::kUnused, 0);
+  }
+  d.unk = 0;
+  d.bos = 1;
+  d.eos = 2;
+  d.add_bos = true;
+  d.add_space_prefix = true;
+  return d;
+}
+
 // ---------------------------------------------------------------------------
 // The file.
 
@@ -440,7 +513,15 @@ absl::Status WriteSynthModel(const SynthSpec& spec, const std::string& path,
   if (!spec.activation.empty()) w.SetValue(a + "hidden_activation", gguf::Value::Str(spec.activation));
   w.SetValue("general.file_type", u32(FileType(spec.ternary_type)));
   w.SetValue("general.quantization_version", u32(2));
-  if (absl::Status s = AddSyntheticTokenizer(w, spec.n_vocab); !s.ok()) return s;
+  if (spec.vocab) {
+    SetTokenizerMetadata(*spec.vocab, w);
+  } else if (spec.tokenizer == "spm") {
+    absl::StatusOr<TokenizerData> spm = SyntheticSpmTokenizer(spec.n_vocab);
+    if (!spm.ok()) return spm.status();
+    SetTokenizerMetadata(*spm, w);
+  } else if (absl::Status s = AddSyntheticTokenizer(w, spec.n_vocab); !s.ok()) {
+    return s;
+  }
 
   const std::vector<TensorPlan> plan = PlanTensors(spec);
   Progress state{0, *total, 0, plan.size(), {}};

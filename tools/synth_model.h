@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "model/ggml_types.h"
 #include "model/gguf.h"
+#include "model/tokenizer.h"
 
 namespace bitnet::synth {
 
@@ -44,6 +46,12 @@ struct SynthSpec {
   ggml::Type ternary_type = ggml::Type::kTQ2_0;  // tq1_0 | tq2_0 | i2_s | f32 | f16
   ggml::Type embd_type = ggml::Type::kF16;       // f32 | f16 | q8_0 | q6_K (also output.weight)
   uint64_t seed = 1234;
+  // The synthetic vocabulary's kind: "gpt2" (byte-level BPE) or "spm"
+  // (SentencePiece, like LLaMA-1/2 and 1bitLLM models); ignored with `vocab`.
+  std::string tokenizer = "gpt2";
+  // A real vocabulary to embed instead (e.g. LLaMA-3's, tools/vocab_pack.h);
+  // n_vocab must equal its size.
+  std::optional<TokenizerData> vocab;
 
   int64_t head_dim_or_default() const { return head_dim > 0 ? head_dim : n_embd / n_head; }
 };
@@ -87,5 +95,11 @@ absl::Status WriteSynthModel(const SynthSpec& spec, const std::string& path,
 // then "[PADn]" tokens of type unused up to n_vocab (as conversion scripts
 // pad real vocabularies). Needs n_vocab >= 258.
 absl::Status AddSyntheticTokenizer(gguf::Writer& w, int64_t n_vocab);
+
+// A synthetic SentencePiece vocabulary (tokenizer.ggml.model = llama): <unk>,
+// <s>, </s>, the 256 byte tokens <0x00>..<0xFF>, "▁", printable ASCII and
+// then common English pieces with decreasing scores, padded with unused
+// "[PADn]" tokens up to n_vocab. Needs n_vocab >= 259.
+absl::StatusOr<TokenizerData> SyntheticSpmTokenizer(int64_t n_vocab);
 
 }  // namespace bitnet::synth

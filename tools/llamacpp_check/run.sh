@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Loads bitnet-synth models, and bitnet-convert's TQ2_0 / TQ1_0 output, in
-# llama.cpp and compares its greedy tokens with bitnet-run's (with the activation quantization that reproduces llama.cpp:
-# q8k for TQ1_0/TQ2_0, none for F32/F16). Needs node and npm (the npm
+# llama.cpp and compares its greedy tokens with bitnet-run's (with the
+# activation quantization that reproduces llama.cpp: q8k for TQ1_0/TQ2_0,
+# none for F32/F16). Needs node and npm (the npm
 # package node-llama-cpp ships a prebuilt llama.cpp).
 #   bash tools/llamacpp_check/run.sh [BIN_DIR]     (default: build/bin)
 # Fails if llama.cpp cannot load a model or disagrees on the first token;
