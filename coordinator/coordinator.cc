@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include "model/model_file.h"
+
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +13,7 @@
 #include "coordinator/inference_service.h"
 #include "model/gguf.h"
 #include "model/model_config.h"
+#include "model/model_file.h"
 #include "model/tokenizer.h"
 #include "serving/grpc_stage_transport.h"
 #include "serving/grpc_util.h"
@@ -64,7 +67,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptio
   auto kv = KvTypeFromName(c.options.kv_type);
   if (!kv.ok()) return kv.status();
 
-  auto file = gguf::File::Open(c.options.model_path);
+  // Metadata only: a Hugging Face directory is read without its layers.
+  auto file = OpenModelFile(c.options.model_path, 0, 0);
   if (!file.ok()) return file.status();
   c.file = std::move(*file);
   auto config = ConfigFromGguf(*c.file);

@@ -358,6 +358,17 @@ absl::StatusOr<std::unique_ptr<File>> File::FromBuffer(const uint8_t* data, size
   return f;
 }
 
+absl::StatusOr<std::unique_ptr<File>> File::FromOwnedBuffer(std::vector<uint8_t> bytes,
+                                                            std::string name) {
+  std::unique_ptr<File> f(new File());
+  f->path_ = std::move(name);
+  f->owned_ = std::move(bytes);
+  f->data_ = f->owned_.data();
+  f->size_ = f->owned_.size();
+  if (absl::Status s = f->Parse(); !s.ok()) return s;
+  return f;
+}
+
 File::~File() {
   if (mapping_ != nullptr) ::munmap(mapping_, size_);
 }

@@ -82,6 +82,9 @@ class File {
   // Same, over bytes the caller keeps alive (tests, fuzzing).
   static absl::StatusOr<std::unique_ptr<File>> FromBuffer(const uint8_t* data, size_t size,
                                                           std::string name = "<buffer>");
+  // Same, over bytes the file keeps (an image built in memory).
+  static absl::StatusOr<std::unique_ptr<File>> FromOwnedBuffer(std::vector<uint8_t> bytes,
+                                                               std::string name);
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;
@@ -118,6 +121,7 @@ class File {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   void* mapping_ = nullptr;  // non-null when we own an mmap
+  std::vector<uint8_t> owned_;  // the bytes, for FromOwnedBuffer
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

@@ -541,8 +541,8 @@ absl::Status AddHfToGguf(const HfCheckpoint& ck, const HfToGgufOptions& o, gguf:
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const ModelWeights>> LoadHfWeights(const std::string& dir,
-                                                                  int layer_begin, int layer_end) {
+absl::StatusOr<std::unique_ptr<gguf::File>> HfCheckpointAsGguf(const std::string& dir,
+                                                               int layer_begin, int layer_end) {
   absl::StatusOr<std::unique_ptr<HfCheckpoint>> ck = HfCheckpoint::Open(dir);
   if (!ck.ok()) return ck.status();
   HfToGgufOptions o;
@@ -555,8 +555,12 @@ absl::StatusOr<std::shared_ptr<const ModelWeights>> LoadHfWeights(const std::str
   if (absl::Status s = AddHfToGguf(**ck, o, w); !s.ok()) return s;
   absl::StatusOr<std::vector<uint8_t>> image = w.Serialize();
   if (!image.ok()) return image.status();
-  absl::StatusOr<std::unique_ptr<gguf::File>> file =
-      gguf::File::FromBuffer(image->data(), image->size(), dir + " (Hugging Face)");
+  return gguf::File::FromOwnedBuffer(*std::move(image), dir + " (Hugging Face)");
+}
+
+absl::StatusOr<std::shared_ptr<const ModelWeights>> LoadHfWeights(const std::string& dir,
+                                                                  int layer_begin, int layer_end) {
+  absl::StatusOr<std::unique_ptr<gguf::File>> file = HfCheckpointAsGguf(dir, layer_begin, layer_end);
   if (!file.ok()) return file.status();
   // Load copies everything it keeps, so the image can go when it returns.
   return ModelWeights::Load(**file, layer_begin, layer_end);

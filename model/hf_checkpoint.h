@@ -94,6 +94,14 @@ struct HfToGgufOptions {
 absl::Status AddHfToGguf(const HfCheckpoint& ckpt, const HfToGgufOptions& options,
                          gguf::Writer& writer);
 
+// The checkpoint in `dir` as an in-memory GGUF file (I2_S ternary weights,
+// lossless; the tokenizer included), which ModelWeights::Load, ConfigFromGguf
+// and Tokenizer::FromGguf read like any GGUF file. Layers outside
+// [layer_begin, layer_end) (end -1: all) are zeros, not read from disk.
+absl::StatusOr<std::unique_ptr<gguf::File>> HfCheckpointAsGguf(const std::string& dir,
+                                                               int layer_begin = 0,
+                                                               int layer_end = -1);
+
 // GGUF general.file_type for a ternary type (llama.cpp's LLAMA_FTYPE values;
 // 40 for bitnet.cpp's I2_S).
 uint32_t GgufFileType(ggml::Type ternary_type);

@@ -278,6 +278,45 @@ TEST(ConvertTest, HuggingFaceToTqMatchesWhatLlamaCppWroteAndLoaded) {
   }
 }
 
+// Every tool that takes --model takes a Hugging Face directory too, and gives
+// what the converted GGUF gives: bitnet-run, and bitnet-serve (coordinator +
+// 2 workers, each converting only its layers).
+TEST(ConvertTest, ToolsServeAHuggingFaceDirectoryLikeItsGguf) {
+  SKIP_WITHOUT_ORACLE();
+  SKIP_WITHOUT_BINARY();
+  std::unique_ptr<gguf::File> f32 = OpenGguf(Oracle("f32"));
+  ASSERT_TRUE(f32);
+  testing::TempDir dir;
+  WriteOracleAsHf(*f32, dir.File("hf"));
+  testing::CommandResult r =
+      testing::RunCommand(Convert("-q -i " + dir.File("hf") + " -o " + dir.File("m.gguf") + " --type i2_s"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto run = [&](const std::string& model) {
+    return testing::RunCommand("(" + testing::BinDir() + "/bitnet-run --model " + model +
+                               " --prompt 'The quick brown fox' -n 12 --temp 0 --threads 1 --json"
+                               " 2>/dev/null)");
+  };
+  const testing::CommandResult from_hf = run(dir.File("hf")), from_gguf = run(dir.File("m.gguf"));
+  ASSERT_EQ(from_hf.exit_code, 0) << from_hf.output;
+  ASSERT_EQ(from_gguf.exit_code, 0) << from_gguf.output;
+  const nlohmann::json a = nlohmann::json::parse(from_hf.output);
+  const nlohmann::json b = nlohmann::json::parse(from_gguf.output);
+  EXPECT_EQ(a.at("prompt_ids"), b.at("prompt_ids"));
+  EXPECT_EQ(a.at("generated_ids"), b.at("generated_ids"));
+  EXPECT_EQ(a.at("generated_ids").size(), 12u);
+
+  auto serve = [&](const std::string& model) {
+    return testing::RunCommand("(" + testing::BinDir() + "/bitnet-serve --model " + model +
+                               " --workers 2 --threads 1 --wire fp32 --prompt 'The quick brown fox'"
+                               " --max_tokens 12 --temperature 0 2>/dev/null)");
+  };
+  const testing::CommandResult served_hf = serve(dir.File("hf")), served_gguf = serve(dir.File("m.gguf"));
+  ASSERT_EQ(served_hf.exit_code, 0) << served_hf.output;
+  ASSERT_EQ(served_gguf.exit_code, 0) << served_gguf.output;
+  EXPECT_EQ(served_hf.output, served_gguf.output);
+  EXPECT_GT(served_hf.output.size(), std::string("The quick brown fox").size());
+}
+
 TEST(ConvertTest, HuggingFaceToI2sLoadsLikeTheDirectLoader) {
   SKIP_WITHOUT_BINARY();
   testing::TempDir dir;

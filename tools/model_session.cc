@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "model/model_file.h"
 
 namespace bitnet::cli {
 
@@ -38,7 +39,7 @@ absl::StatusOr<ModelSession> LoadModelSession(const std::string& path,
     return absl::Status(s.code(), absl::StrCat("model '", path, "': ", s.message()));
   };
   ModelSession m;
-  absl::StatusOr<std::unique_ptr<gguf::File>> file = gguf::File::Open(path);
+  absl::StatusOr<std::unique_ptr<gguf::File>> file = OpenModelFile(path);
   if (!file.ok()) return annotate(file.status());
   m.file = *std::move(file);
   absl::StatusOr<std::shared_ptr<const ModelWeights>> weights = ModelWeights::Load(*m.file);

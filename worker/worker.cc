@@ -15,6 +15,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "engine/stage_engine.h"
 #include "model/gguf.h"
+#include "model/hf_checkpoint.h"
+#include "model/model_file.h"
 #include "model/model_weights.h"
 #include "serving/grpc_stage_transport.h"
 #include "serving/grpc_util.h"
@@ -131,10 +133,16 @@ struct Worker::Impl final : public v1::Worker::Service, public serving::FrameSin
     }
     serving::SetHealth(server.get(), false, kHealthServices);
     const std::string path = options.model_path.empty() ? req.model_path() : options.model_path;
-    if (file == nullptr || path != file_path) {
+    // A Hugging Face directory is converted for this stage's layers only, so
+    // its in-memory image is specific to the range.
+    const std::string file_key =
+        IsHfCheckpointDir(path)
+            ? absl::StrCat(path, " [", req.layer_begin(), ", ", req.layer_end(), ")")
+            : path;
+    if (file == nullptr || file_key != file_path) {
       weights.reset();
       file.reset();
-      auto opened = gguf::File::Open(path);
+      auto opened = OpenModelFile(path, req.layer_begin(), req.layer_end());
       if (!opened.ok()) {
         return absl::Status(opened.status().code(),
                             absl::StrCat("worker ", address, " cannot open the model: ",
@@ -142,7 +150,7 @@ struct Worker::Impl final : public v1::Worker::Service, public serving::FrameSin
                                          " (give the worker its own path with --model)"));
       }
       file = std::move(*opened);
-      file_path = path;
+      file_path = file_key;
     }
     if (weights == nullptr || weights->layer_begin != req.layer_begin() ||
         weights->layer_end != req.layer_end()) {
