@@ -283,4 +283,23 @@ double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes, int64_t it
   return Median(rates);
 }
 
+double MeasureJobOverhead(ThreadPool& pool, int64_t items, int passes, int calls) {
+  // Each chunk writes its own slot, so the job itself shares no cache line.
+  struct alignas(64) Slot {
+    int64_t v = 0;
+  };
+  std::vector<Slot> slots(static_cast<size_t>(items));
+  std::vector<double> us;
+  for (int p = 0; p < passes; ++p) {
+    const double t0 = Seconds();
+    for (int c = 0; c < calls; ++c) {
+      pool.ParallelFor(items, 1, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) ++slots[static_cast<size_t>(k)].v;
+      });
+    }
+    us.push_back((Seconds() - t0) / calls * 1e6);
+  }
+  return Median(us);
+}
+
 }  // namespace bitnet::kernels

@@ -43,4 +43,10 @@ class ReadBandwidthProbe {
 double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes,
                        int64_t iterations = int64_t{1} << 20);
 
+// Microseconds per empty job of `items` chunks (grain 1) on the pool: the
+// fixed cost a parallel kernel call pays for handing out and joining work
+// (a 640-row matrix is 10 panels). Median of `passes` runs of `calls` jobs.
+double MeasureJobOverhead(ThreadPool& pool, int64_t items = 10, int passes = 5,
+                          int calls = 20000);
+
 }  // namespace bitnet::kernels

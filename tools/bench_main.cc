@@ -272,17 +272,20 @@ int Run(const Flags& f) {
   kernels::ReadBandwidthProbe probe(int64_t{f.stream_mb} << 20);
   const Probes probes{&probe, variant, int64_t{f.stream_mb} << 18};  // quarter windows
   std::vector<std::unique_ptr<ThreadPool>> pools;
-  std::vector<double> stream, peak;
+  std::vector<double> stream, peak, overhead;
   for (int64_t t : *threads) {
     pools.push_back(std::make_unique<ThreadPool>(static_cast<int>(t)));
     std::vector<double> s;
     for (int k = 0; k < 8; ++k) s.push_back(probe.Measure(*pools.back(), probes.window));
     stream.push_back(Median(s));
     peak.push_back(kernels::MeasureInt8Peak(*pools.back(), variant, 7));
+    overhead.push_back(kernels::MeasureJobOverhead(*pools.back()));
     if (!f.json) {
-      std::printf("threads %lld: stream-read %.1f GB/s, int8 peak (%s) %.0f GOPS\n",
+      std::printf("threads %lld: stream-read %.1f GB/s, int8 peak (%s) %.0f GOPS, "
+                  "empty 10-chunk job %.2f us\n",
                   static_cast<long long>(t), stream.back(),
-                  std::string(kernels::KernelVariantName(variant)).c_str(), peak.back());
+                  std::string(kernels::KernelVariantName(variant)).c_str(), peak.back(),
+                  overhead.back());
     }
   }
   if (!f.json) {
@@ -354,7 +357,8 @@ int Run(const Flags& f) {
     for (size_t ti = 0; ti < threads->size(); ++ti) {
       ceilings.push_back({{"threads", (*threads)[ti]},
                           {"stream_read_gbs", stream[ti]},
-                          {"int8_peak_gops", peak[ti]}});
+                          {"int8_peak_gops", peak[ti]},
+                          {"empty_job_us", overhead[ti]}});
     }
     j["ceilings"] = ceilings;
     nlohmann::json rows = nlohmann::json::array();
