@@ -13,7 +13,7 @@
 #include "coordinator/coordinator.h"
 #include "serving/grpc_util.h"
 
-ABSL_FLAG(std::string, model, "", "GGUF model path (workers open the same path or --model)");
+ABSL_FLAG(std::string, model, "", "GGUF model file or Hugging Face checkpoint directory (workers open the same path or their own --model)");
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "address to serve on");
 ABSL_FLAG(std::string, name, "", "model name in the API (default: from the file)");
 ABSL_FLAG(int, workers, 1, "place the model once this many workers registered");

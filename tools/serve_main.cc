@@ -19,7 +19,7 @@
 #include "serving/inference_client.h"
 #include "worker/worker.h"
 
-ABSL_FLAG(std::string, model, "", "GGUF model path");
+ABSL_FLAG(std::string, model, "", "GGUF model file or Hugging Face checkpoint directory");
 ABSL_FLAG(int, workers, 1, "pipeline stages (local worker processes' worth of threads)");
 ABSL_FLAG(int, threads, 0, "compute threads per worker (0: cores / workers)");
 ABSL_FLAG(std::string, host, "0.0.0.0", "address to serve clients on");
