@@ -1,7 +1,5 @@
 #include "coordinator/coordinator.h"
 
-#include "model/model_file.h"
-
 #include <chrono>
 
 #include "absl/strings/str_cat.h"

@@ -104,6 +104,12 @@ class Session {
 
 }  // namespace
 
+std::string ByteTokenText(uint8_t b) {
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+  return hex;
+}
+
 absl::StatusOr<std::unique_ptr<SpmModel>> SpmModel::Build(std::span<const std::string> tokens,
                                                           std::span<const float> scores, TokenId unk) {
   if (!scores.empty() && scores.size() != tokens.size()) {
@@ -114,16 +120,13 @@ absl::StatusOr<std::unique_ptr<SpmModel>> SpmModel::Build(std::span<const std::s
   std::unique_ptr<SpmModel> m(new SpmModel());
   m->scores_.assign(scores.begin(), scores.end());
   m->scores_.resize(tokens.size(), 0.f);
-  m->unk_ = unk;
   m->ids_.reserve(tokens.size());
   for (size_t id = 0; id < tokens.size(); ++id) {
     // The first of duplicate texts wins, as llama.cpp's token_to_id map.
     m->ids_.emplace(tokens[id], static_cast<TokenId>(id));
   }
   for (int b = 0; b < 256; ++b) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
-    TokenId id = m->Find(hex);
+    TokenId id = m->Find(ByteTokenText(static_cast<uint8_t>(b)));
     if (id < 0) id = m->Find(std::string(1, static_cast<char>(b)));  // fall back to the raw byte
     m->byte_tokens_[b] = id >= 0 ? id : unk;
   }

@@ -24,6 +24,9 @@ namespace bitnet::spm {
 // "▁" (U+2581), SentencePiece's stand-in for a space.
 inline constexpr std::string_view kSpace = "\xE2\x96\x81";
 
+// A byte token's vocabulary text: "<0xE2>".
+std::string ByteTokenText(uint8_t b);
+
 class SpmModel {
  public:
   // `scores` may be empty (all 0) or one per token; `unk` may be -1.
@@ -50,7 +53,6 @@ class SpmModel {
 
   absl::flat_hash_map<std::string, TokenId> ids_;
   std::vector<float> scores_;
-  TokenId unk_ = -1;
   TokenId byte_tokens_[256];
 };
 

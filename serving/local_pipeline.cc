@@ -102,22 +102,11 @@ absl::StatusOr<PipelineRun> RunGeneration(LocalPipeline& pipeline, SeqId seq,
 absl::Status TeacherForce(LocalPipeline& pipeline, SeqId seq, std::span<const TokenId> tokens,
                           int64_t chunk, const LogitsRowCallback& on_row) {
   if (chunk < 1) return absl::InvalidArgumentError(absl::StrCat("chunk must be positive, got ", chunk));
+  // Token ids and the context length are checked by the stages themselves.
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const ModelConfig& config = pipeline.config();
-  if (n > pipeline.n_ctx()) {
-    return absl::InvalidArgumentError(absl::StrCat("token sequence of ", n,
-                                                   " is longer than the context (", pipeline.n_ctx(),
-                                                   ")"));
-  }
-  for (TokenId t : tokens) {
-    if (t < 0 || t >= config.n_vocab) {
-      return absl::InvalidArgumentError(absl::StrCat("token id ", t, " is outside the vocabulary of ",
-                                                     config.n_vocab));
-    }
-  }
   pipeline.Free(seq);
   absl::Cleanup free_seq = [&] { pipeline.Free(seq); };
-  const size_t n_vocab = static_cast<size_t>(config.n_vocab);
+  const size_t n_vocab = static_cast<size_t>(pipeline.config().n_vocab);
   std::vector<BatchRow> rows;
   std::vector<float> logits;
   for (int64_t b = 0; b < n; b += chunk) {

@@ -7,9 +7,7 @@
 // that a real cluster gives the same tokens). docs/PERFORMANCE.md has the
 // full table (bitnet-quality).
 #include <cmath>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,19 +20,13 @@
 #include "serving/activation_codec.h"
 #include "serving/local_pipeline.h"
 #include "tests/test_support.h"
+#include "tools/cli_args.h"
 
 namespace bitnet {
 namespace {
 
 constexpr int64_t kWindow = 256;  // the model's training context
 constexpr double kMaxDrift = 0.01;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class QualityTest : public ::testing::Test {
  protected:
@@ -46,7 +38,9 @@ class QualityTest : public ::testing::Test {
     auto tok = Tokenizer::FromGguf(*file_);
     ASSERT_TRUE(tok.ok()) << tok.status();
     tokenizer_ = *std::move(tok);
-    tokens_ = tokenizer_->Encode(ReadText(root + "/models/austen-heldout.txt"), /*add_bos=*/true);
+    auto text = cli::ReadTextFile(root + "/models/austen-heldout.txt", "held-out text");
+    ASSERT_TRUE(text.ok()) << text.status();
+    tokens_ = tokenizer_->Encode(*text, /*add_bos=*/true);
     ASSERT_GT(tokens_.size(), 4 * static_cast<size_t>(kWindow));
     options_.n_threads = 2;  // defaults otherwise: per-token activations, f16 KV
 

@@ -34,9 +34,7 @@ TokenizerData SpmVocab(const std::vector<std::pair<std::string, float>>& extra) 
   d.types = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl};
   d.scores = {0, 0, 0};
   for (int b = 0; b < 256; ++b) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
-    d.tokens.push_back(hex);
+    d.tokens.push_back(spm::ByteTokenText(static_cast<uint8_t>(b)));
     d.types.push_back(TokenType::kByte);
     d.scores.push_back(0);
   }

@@ -349,9 +349,12 @@ int RunWireAccuracy() {
   const int n_layer = static_cast<int>(config->n_layer);
   int stages = 2;
   if (auto list = ParseList(absl::GetFlag(FLAGS_stages)); !list.empty()) stages = list.back();
+  if (n_layer < 2) {
+    std::fprintf(stderr, "bitnet-bench-serve: --wire_accuracy needs a model of 2 layers or more\n");
+    return 2;
+  }
   stages = std::clamp(stages, 2, n_layer);
-  std::vector<int> bounds;
-  for (int i = 0; i <= stages; ++i) bounds.push_back(i * n_layer / stages);
+  const std::vector<int> bounds = *bitnet::serving::EvenStageBounds(n_layer, stages);
   bitnet::EngineOptions eo;
   eo.n_threads = absl::GetFlag(FLAGS_threads);
   const int tokens = absl::GetFlag(FLAGS_tokens);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/bpe_byte_map.h"
+#include "model/spm_tokenizer.h"
 #include "model/tokenizer_metadata.h"
 
 namespace bitnet::synth {
@@ -311,8 +312,8 @@ absl::Status ValidateSpec(const SynthSpec& s) {
   } else if (s.tokenizer != "gpt2" && s.tokenizer != "spm") {
     return Invalid(absl::StrCat("unsupported synthetic tokenizer '", s.tokenizer,
                                 "'; choose gpt2 or spm"));
-  } else if (s.n_vocab < (s.tokenizer == "spm" ? 259 : 258)) {
-    return Invalid(absl::StrCat("n_vocab must be at least ", s.tokenizer == "spm" ? 259 : 258,
+  } else if (const int64_t min_vocab = s.tokenizer == "spm" ? 259 : 258; s.n_vocab < min_vocab) {
+    return Invalid(absl::StrCat("n_vocab must be at least ", min_vocab,
                                 " (256 byte tokens and the special tokens), got ", s.n_vocab));
   }
   if (s.n_head % s.n_head_kv != 0) {
@@ -421,7 +422,7 @@ absl::StatusOr<TokenizerData> SyntheticSpmTokenizer(int64_t n_vocab) {
     return Invalid(absl::StrCat("the synthetic SentencePiece tokenizer needs n_vocab >= 259, got ",
                                 n_vocab));
   }
-  const std::string space = "\xE2\x96\x81";  // "▁"
+  const std::string space(spm::kSpace);
   TokenizerData d;
   d.model = "llama";
   d.pre = "default";
@@ -434,16 +435,12 @@ absl::StatusOr<TokenizerData> SyntheticSpmTokenizer(int64_t n_vocab) {
   add("<unk>", TokenType::kUnknown, 0);
   add("<s>", TokenType::kControl, 0);
   add("</s>", TokenType::kControl, 0);
-  for (int b = 0; b < 256; ++b) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
-    add(hex, TokenType::kByte, 0);
-  }
+  for (int b = 0; b < 256; ++b) add(spm::ByteTokenText(static_cast<uint8_t>(b)), TokenType::kByte, 0);
   // Normal pieces, best first (llama.cpp merges the highest score first).
   std::vector<std::string> pieces = {space};
   for (char c = 33; c < 127; ++c) pieces.push_back(std::string(1, c));
   static constexpr const char* kPieces[] = {
-      "e", "th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te",
+      "th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te",
       "of", "ed", "is", "it", "al", "ar", "st", "to", "nt", "ng", "se", "ha", "as", "ou", "io",
       "le", "ve", "co", "me", "de", "hi", "ri", "ro", "ic", "ne", "ea", "ra", "ce", "the", "ing",
       "and", "ion", "ent", "tion", "ation", "ll", "ss"};

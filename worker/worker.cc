@@ -133,33 +133,33 @@ struct Worker::Impl final : public v1::Worker::Service, public serving::FrameSin
     }
     serving::SetHealth(server.get(), false, kHealthServices);
     const std::string path = options.model_path.empty() ? req.model_path() : options.model_path;
-    // A Hugging Face directory is converted for this stage's layers only, so
-    // its in-memory image is specific to the range.
-    const std::string file_key =
-        IsHfCheckpointDir(path)
-            ? absl::StrCat(path, " [", req.layer_begin(), ", ", req.layer_end(), ")")
-            : path;
-    if (file == nullptr || file_key != file_path) {
+    if (path != file_path) {  // another model: nothing cached applies
       weights.reset();
       file.reset();
-      auto opened = OpenModelFile(path, req.layer_begin(), req.layer_end());
-      if (!opened.ok()) {
-        return absl::Status(opened.status().code(),
-                            absl::StrCat("worker ", address, " cannot open the model: ",
-                                         opened.status().message(),
-                                         " (give the worker its own path with --model)"));
-      }
-      file = std::move(*opened);
-      file_path = file_key;
+      file_path = path;
     }
     if (weights == nullptr || weights->layer_begin != req.layer_begin() ||
         weights->layer_end != req.layer_end()) {
       weights.reset();
+      if (file == nullptr) {
+        auto opened = OpenModelFile(path, req.layer_begin(), req.layer_end());
+        if (!opened.ok()) {
+          return absl::Status(opened.status().code(),
+                              absl::StrCat("worker ", address, " cannot open the model: ",
+                                           opened.status().message(),
+                                           " (give the worker its own path with --model)"));
+        }
+        file = std::move(*opened);
+      }
       Log(absl::StrFormat("loading layers [%d, %d) of %s", req.layer_begin(), req.layer_end(),
                           path));
       auto loaded = ModelWeights::Load(*file, req.layer_begin(), req.layer_end());
       if (!loaded.ok()) return loaded.status();
       weights = std::move(*loaded);
+      // A Hugging Face directory's in-memory image holds only this range and
+      // Load copied what it keeps: free it rather than hold the model twice.
+      // (A GGUF file stays mapped for the next placement.)
+      if (IsHfCheckpointDir(path)) file.reset();
     }
     auto engine = StageEngine::Create(weights, engine_options);
     if (!engine.ok()) return engine.status();
