@@ -154,11 +154,15 @@ grpc::Status ClusterManager::GetClusterStatus(grpc::ServerContext*,
   const absl::Time now = absl::Now();
   for (WorkerRec& w : snapshot) {
     if (req->fetch_stage_stats()) {
-      auto stub = v1::Worker::NewStub(serving::MakeChannel(w.address));
+      auto channel = serving::MakeChannel(w.address);
+      auto stub = v1::Worker::NewStub(channel);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
       v1::StageStats fresh;
-      if (stub->GetStageStats(&ctx, v1::GetStageStatsRequest(), &fresh).ok()) w.stats = fresh;
+      if (serving::WaitForConnection(*channel, w.address, absl::Seconds(3)).ok() &&
+          stub->GetStageStats(&ctx, v1::GetStageStatsRequest(), &fresh).ok()) {
+        w.stats = fresh;
+      }
     }
     v1::WorkerStatus* ws = resp->add_workers();
     ws->set_worker_id(w.id);
@@ -315,9 +319,13 @@ void ClusterManager::TryPlace() {
     }
     const std::string address = workers[static_cast<size_t>(sp.worker)].address;
     loaders.emplace_back([req, address, ctx, &results, i] {
-      auto stub = v1::Worker::NewStub(serving::MakeChannel(address));
+      auto channel = serving::MakeChannel(address);
+      absl::Status& result = results[static_cast<size_t>(i)];
+      result = serving::WaitForConnection(*channel, address);
+      if (!result.ok()) return;
+      auto stub = v1::Worker::NewStub(channel);
       v1::LoadStageResponse resp;
-      results[static_cast<size_t>(i)] = serving::FromGrpcStatus(stub->LoadStage(ctx, req, &resp));
+      result = serving::FromGrpcStatus(stub->LoadStage(ctx, req, &resp));
     });
   }
   for (std::thread& t : loaders) t.join();

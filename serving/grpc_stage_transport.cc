@@ -45,6 +45,7 @@ class GrpcStageSender final : public StageSender {
 
   absl::Status Open() {
     channel_ = MakeChannel(peer_);
+    if (auto s = WaitForConnection(*channel_, peer_); !s.ok()) return s;
     stub_ = v1::StageService::NewStub(channel_);
     stream_ = stub_->Stream(&context_);
     if (stream_ == nullptr) {

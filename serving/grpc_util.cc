@@ -1,8 +1,10 @@
 #include "serving/grpc_util.h"
 
+#include <chrono>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -29,7 +31,20 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   // Every hop gets its own connection: a slow stream of one pipeline must not
   // share a TCP connection (and its flow control) with another.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // gRPC's defaults (1 s, up to 120 s) suit the internet, not a rack: a
+  // worker that restarts should be reached again within seconds.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+absl::Status WaitForConnection(grpc::Channel& channel, const std::string& address,
+                               absl::Duration timeout) {
+  const auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout);
+  if (channel.WaitForConnected(deadline)) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat("cannot connect to ", address, " within ",
+                                             absl::FormatDuration(timeout),
+                                             ": is it running and reachable?"));
 }
 
 void PrepareServerBuilder(grpc::ServerBuilder* builder) {

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
 namespace bitnet::serving {
@@ -21,7 +22,21 @@ inline constexpr int kMaxMessageBytes = 1 << 30;
 
 // A channel to `address` with large messages allowed and keepalive pings, so
 // a dead peer is noticed within seconds even on an idle stream.
+// Reconnects are retried from 100 ms, backing off to at most 2 s.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// How long a first call waits for its connection before it is refused.
+inline constexpr absl::Duration kConnectTimeout = absl::Seconds(5);
+
+// Waits until `channel` (to `address`) is connected, up to `timeout`; else
+// UNAVAILABLE naming the address. Our calls are fail-fast, so a call made
+// while a connection attempt fails is refused at once. gRPC 1.51 (Debian 12)
+// fails about one healthy localhost connect() in a few hundred with a
+// clobbered errno ("connect: No such file or directory", grpc/grpc#35064);
+// waiting here rides through that retry instead of failing a generation or
+// breaking a pipeline.
+absl::Status WaitForConnection(grpc::Channel& channel, const std::string& address,
+                               absl::Duration timeout = kConnectTimeout);
 
 // Message limits, keepalive policy, and the standard services every server
 // here exposes: grpc.health.v1 and server reflection. Call before

@@ -1,5 +1,6 @@
 #include "serving/inference_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -19,6 +20,8 @@ GenerateResult InferenceClient::Generate(
     const v1::GenerateRequest& request,
     const std::function<void(const v1::GenerateResponse&)>& on_chunk, absl::Duration timeout) {
   GenerateResult result;
+  result.status = WaitForConnection(*channel_, address_, std::min(timeout, kConnectTimeout));
+  if (!result.status.ok()) return result;
   grpc::ClientContext ctx;
   if (timeout != absl::InfiniteDuration()) {
     ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));

@@ -34,7 +34,8 @@ class InferenceClient {
   v1::Cluster::Stub& cluster() { return *cluster_; }
 
   // Streams a generation to the end. `on_chunk` (optional) sees every message
-  // as it arrives. `timeout` is the call's gRPC deadline.
+  // as it arrives. `timeout` is the call's gRPC deadline. The connection is
+  // awaited first, for at most kConnectTimeout (or `timeout` if shorter).
   GenerateResult Generate(const v1::GenerateRequest& request,
                           const std::function<void(const v1::GenerateResponse&)>& on_chunk = {},
                           absl::Duration timeout = absl::InfiniteDuration());

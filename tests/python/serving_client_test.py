@@ -65,6 +65,9 @@ class ServingClientTest(unittest.TestCase):
 
         import grpc
         cls.channel = grpc.insecure_channel(cls.address)
+        # Calls are fail-fast: wait for the connection, as a client should
+        # (gRPC 1.51 occasionally fails a first localhost connect; it retries).
+        grpc.channel_ready_future(cls.channel).result(timeout=10)
 
     @classmethod
     def tearDownClass(cls):
