@@ -318,10 +318,13 @@ void ClusterManager::TryPlace() {
       loading_.push_back(ctx);
     }
     const std::string address = workers[static_cast<size_t>(sp.worker)].address;
-    loaders.emplace_back([req, address, ctx, &results, i] {
+    loaders.emplace_back([this, req, address, ctx, &results, i] {
       auto channel = serving::MakeChannel(address);
       absl::Status& result = results[static_cast<size_t>(i)];
-      result = serving::WaitForConnection(*channel, address);
+      result = serving::WaitForConnection(*channel, address, serving::kConnectTimeout, [this] {
+        absl::MutexLock lock(&mu_);
+        return stop_;
+      });
       if (!result.ok()) return;
       auto stub = v1::Worker::NewStub(channel);
       v1::LoadStageResponse resp;

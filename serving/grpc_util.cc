@@ -1,6 +1,6 @@
 #include "serving/grpc_util.h"
 
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -39,12 +39,34 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
 }
 
 absl::Status WaitForConnection(grpc::Channel& channel, const std::string& address,
-                               absl::Duration timeout) {
-  const auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout);
-  if (channel.WaitForConnected(deadline)) return absl::OkStatus();
-  return absl::UnavailableError(absl::StrCat("cannot connect to ", address, " within ",
-                                             absl::FormatDuration(timeout),
-                                             ": is it running and reachable?"));
+                               absl::Duration timeout, const std::function<bool()>& cancelled) {
+  constexpr absl::Duration kCancelPoll = absl::Milliseconds(50);
+  // A refused attempt is retried after the 100 ms (+-20%) backoff; a peer
+  // still refusing half a second later is down, and waiting longer would only
+  // delay the caller's recovery (or shutdown).
+  constexpr absl::Duration kRetryWindow = absl::Milliseconds(500);
+  absl::Time deadline = absl::Now() + timeout;
+  bool refused = false;
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && !refused) {
+      refused = true;
+      deadline = std::min(deadline, absl::Now() + kRetryWindow);
+    }
+    if (cancelled && cancelled()) {
+      return absl::CancelledError(absl::StrCat("connecting to ", address, " was cancelled"));
+    }
+    if (state == GRPC_CHANNEL_SHUTDOWN || absl::Now() >= deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot connect to ", address, refused ? ": connection failed" : ": timed out",
+          " (is it running and reachable?)"));
+    }
+    const absl::Time until = cancelled ? std::min(deadline, absl::Now() + kCancelPoll) : deadline;
+    if (channel.WaitForStateChange(state, absl::ToChronoTime(until))) {
+      state = channel.GetState(/*try_to_connect=*/true);
+    }
+  }
+  return absl::OkStatus();
 }
 
 void PrepareServerBuilder(grpc::ServerBuilder* builder) {

@@ -2,6 +2,7 @@
 // status conversion, channel and server settings, health status.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,15 +29,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 // How long a first call waits for its connection before it is refused.
 inline constexpr absl::Duration kConnectTimeout = absl::Seconds(5);
 
-// Waits until `channel` (to `address`) is connected, up to `timeout`; else
-// UNAVAILABLE naming the address. Our calls are fail-fast, so a call made
-// while a connection attempt fails is refused at once. gRPC 1.51 (Debian 12)
-// fails about one healthy localhost connect() in a few hundred with a
-// clobbered errno ("connect: No such file or directory", grpc/grpc#35064);
-// waiting here rides through that retry instead of failing a generation or
-// breaking a pipeline.
+// Waits until `channel` (to `address`) is connected: up to `timeout`, or
+// half a second once the peer has refused; else UNAVAILABLE naming the
+// address. Our calls are fail-fast, so a call made while a connection attempt
+// fails is refused at once. gRPC 1.51 (Debian 12) fails about one healthy
+// localhost connect() in a few hundred with a clobbered errno ("connect: No
+// such file or directory", grpc/grpc#35064); waiting here rides through the
+// retry instead of failing a generation or breaking a pipeline.
+// `cancelled`, if given, is polled every 50 ms and ends the wait (CANCELLED).
 absl::Status WaitForConnection(grpc::Channel& channel, const std::string& address,
-                               absl::Duration timeout = kConnectTimeout);
+                               absl::Duration timeout = kConnectTimeout,
+                               const std::function<bool()>& cancelled = {});
 
 // Message limits, keepalive policy, and the standard services every server
 // here exposes: grpc.health.v1 and server reflection. Call before
