@@ -16,11 +16,15 @@ InferenceClient::InferenceClient(const std::string& address)
       cluster_(v1::Cluster::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
+absl::Status InferenceClient::Connect(absl::Duration timeout) {
+  return WaitForConnection(*channel_, address_, timeout);
+}
+
 GenerateResult InferenceClient::Generate(
     const v1::GenerateRequest& request,
     const std::function<void(const v1::GenerateResponse&)>& on_chunk, absl::Duration timeout) {
   GenerateResult result;
-  result.status = WaitForConnection(*channel_, address_, std::min(timeout, kConnectTimeout));
+  result.status = Connect(std::min(timeout, kConnectTimeout));
   if (!result.status.ok()) return result;
   grpc::ClientContext ctx;
   if (timeout != absl::InfiniteDuration()) {

@@ -14,6 +14,7 @@
 #include "bitnet/v1/cluster.grpc.pb.h"
 #include "bitnet/v1/inference.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "serving/grpc_util.h"
 
 namespace bitnet::serving {
 
@@ -32,6 +33,10 @@ class InferenceClient {
   const std::string& address() const { return address_; }
   v1::Inference::Stub& inference() { return *inference_; }
   v1::Cluster::Stub& cluster() { return *cluster_; }
+
+  // Waits for the connection (see WaitForConnection). Call before using the
+  // raw stubs: their calls are fail-fast.
+  absl::Status Connect(absl::Duration timeout = kConnectTimeout);
 
   // Streams a generation to the end. `on_chunk` (optional) sees every message
   // as it arrives. `timeout` is the call's gRPC deadline. The connection is

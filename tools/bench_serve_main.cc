@@ -102,6 +102,7 @@ bitnet::v1::ClusterStatus ClusterCounters(const std::string& address) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   bitnet::v1::ClusterStatus status;
+  (void)client.Connect();  // else the call says why
   (void)client.cluster().GetClusterStatus(&ctx, bitnet::v1::GetClusterStatusRequest(), &status);
   return status;
 }

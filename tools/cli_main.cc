@@ -150,6 +150,9 @@ int main(int argc, char** argv) {
   const std::string cmd = args[1];
   const std::string arg = args.size() > 2 ? args[2] : "";
   bitnet::serving::InferenceClient client(absl::GetFlag(FLAGS_server));
+  if (absl::Status s = client.Connect(); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
   auto& api = client.inference();
   grpc::ClientContext ctx;
 
