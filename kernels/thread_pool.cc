@@ -1,5 +1,6 @@
 #include "kernels/thread_pool.h"
 
+#include <algorithm>
 #include <memory>
 
 #if defined(__x86_64__)
@@ -78,10 +79,15 @@ bool ThreadPool::Claim(uint32_t gen, int64_t* begin, int64_t* end) {
     if (GenOf(s) != gen || NextOf(s) >= chunks_.load(std::memory_order_acquire)) return false;
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
-      const int64_t grain = grain_.load(std::memory_order_relaxed);
+      // Near-equal chunks (sizes differ by at most one item), not `grain`
+      // items and a short last one: with few chunks per thread an uneven
+      // split leaves one thread streaming alone at the end of the call.
       const int64_t n = n_.load(std::memory_order_relaxed);
-      *begin = NextOf(s) * grain;
-      *end = *begin + grain < n ? *begin + grain : n;
+      const int64_t chunks = chunks_.load(std::memory_order_relaxed);
+      const unsigned __int128 k = NextOf(s);
+      *begin = static_cast<int64_t>(k * static_cast<uint64_t>(n) / static_cast<uint64_t>(chunks));
+      *end = static_cast<int64_t>((k + 1) * static_cast<uint64_t>(n) /
+                                  static_cast<uint64_t>(chunks));
       return true;
     }
   }
@@ -95,10 +101,9 @@ void ThreadPool::RunChunks(uint32_t gen) {
   }
 }
 
-void ThreadPool::Run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
   if (n <= 0) return;
-  if (grain < 1) grain = 1;
-  const int64_t chunks = (n + grain - 1) / grain;
+  chunks = std::clamp<int64_t>(chunks, 1, n);
   bool idle = false;
   if (workers_.empty() || chunks == 1 || chunks > 0xffffffff ||
       !busy_.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
@@ -115,7 +120,6 @@ void ThreadPool::Run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
   fn_.store(fn, std::memory_order_relaxed);
   ctx_.store(ctx, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
-  grain_.store(grain, std::memory_order_relaxed);
   chunks_.store(chunks, std::memory_order_release);
   done_.store(0, std::memory_order_relaxed);
   state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_seq_cst);

@@ -9,6 +9,7 @@
 // during decode) and then sleep on a futex.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -34,18 +35,25 @@ class ThreadPool {
   // job (another thread's, or this one's: nested calls are fine).
   template <typename F>
   void ParallelFor(int64_t n, int64_t grain, const F& f) {
-    Run(n, grain, [](void* c, int64_t b, int64_t e) { (*static_cast<const F*>(c))(b, e); },
-        const_cast<void*>(static_cast<const void*>(&f)));
+    if (n <= 0) return;
+    ParallelChunks(n, (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1), f);
   }
-  // Chunks sized for about four per thread.
+  // Four chunks per thread (fewer if n is smaller).
   template <typename F>
   void ParallelFor(int64_t n, const F& f) {
-    const int64_t parts = 4 * static_cast<int64_t>(size());
-    ParallelFor(n, n <= parts ? 1 : (n + parts - 1) / parts, f);
+    ParallelChunks(n, std::min<int64_t>(n, 4 * static_cast<int64_t>(size())), f);
+  }
+  // Cuts [0, n) into `chunks` near-equal chunks (sizes differ by at most one
+  // item): with a few chunks per thread, equal shares keep both threads
+  // streaming until the end of the call.
+  template <typename F>
+  void ParallelChunks(int64_t n, int64_t chunks, const F& f) {
+    Run(n, chunks, [](void* c, int64_t b, int64_t e) { (*static_cast<const F*>(c))(b, e); },
+        const_cast<void*>(static_cast<const void*>(&f)));
   }
 
   using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
-  void Run(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+  void Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx);
 
  private:
   void WorkerLoop();
@@ -70,13 +78,13 @@ class ThreadPool {
   alignas(kLine) std::atomic<uint32_t> wake_{0};  // futex word: bumped per job
   alignas(kLine) std::atomic<int64_t> done_{0};   // chunks finished in the current job
   // The current job, written before state_ publishes it, then only read.
-  // fn_, ctx_, n_ and grain_ are used only by a thread holding a claimed
+  // fn_, ctx_ and n_ are used only by a thread holding a claimed
   // chunk, so the job cannot end meanwhile; a straggler may read a newer
   // chunks_, but then its claim fails on the generation. Atomics (relaxed)
   // keep that race defined.
   alignas(kLine) std::atomic<RangeFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
-  std::atomic<int64_t> n_{0}, grain_{1}, chunks_{0};
+  std::atomic<int64_t> n_{0}, chunks_{0};
 };
 
 // The process-wide pool the kernels use when no pool is passed. Its size is
