@@ -40,9 +40,21 @@ uint64_t ReadSliceGeneric(const uint8_t* p, int64_t bytes) {
 }
 
 #if defined(__x86_64__)
+// The x86 loops come plain (hardware prefetchers only) and with software
+// prefetch kReadAhead bytes ahead, as the kernels do: on this machine the
+// hardware prefetchers alone leave one core 10-40% short of what it can
+// stream, so a plain loop alone would understate the ceiling.
+constexpr int64_t kReadAhead = 4096;
+
+template <bool kPrefetch>
 __attribute__((target("avx512f"))) uint64_t ReadSliceAvx512(const uint8_t* p, int64_t bytes) {
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
   for (int64_t k = 0; k + 256 <= bytes; k += 256) {
+    if constexpr (kPrefetch) {
+      for (int line = 0; line < 4; ++line) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + k + kReadAhead + 64 * line), _MM_HINT_T0);
+      }
+    }
     a0 = _mm512_xor_si512(a0, _mm512_load_si512(p + k));
     a1 = _mm512_xor_si512(a1, _mm512_load_si512(p + k + 64));
     a2 = _mm512_xor_si512(a2, _mm512_load_si512(p + k + 128));
@@ -52,9 +64,14 @@ __attribute__((target("avx512f"))) uint64_t ReadSliceAvx512(const uint8_t* p, in
   return static_cast<uint64_t>(_mm512_reduce_add_epi64(a0));
 }
 
+template <bool kPrefetch>
 __attribute__((target("avx2"))) uint64_t ReadSliceAvx2(const uint8_t* p, int64_t bytes) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   for (int64_t k = 0; k + 128 <= bytes; k += 128) {
+    if constexpr (kPrefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + k + kReadAhead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + k + kReadAhead + 64), _MM_HINT_T0);
+    }
     a0 = _mm256_xor_si256(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + k)));
     a1 = _mm256_xor_si256(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + k + 32)));
     a2 = _mm256_xor_si256(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + k + 64)));
@@ -65,11 +82,16 @@ __attribute__((target("avx2"))) uint64_t ReadSliceAvx2(const uint8_t* p, int64_t
 }
 #endif
 
-uint64_t ReadSlice(const uint8_t* p, int64_t bytes) {
+uint64_t ReadSlice(const uint8_t* p, int64_t bytes, bool prefetch) {
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx512f")) return ReadSliceAvx512(p, bytes);
-  if (__builtin_cpu_supports("avx2")) return ReadSliceAvx2(p, bytes);
+  if (__builtin_cpu_supports("avx512f")) {
+    return prefetch ? ReadSliceAvx512<true>(p, bytes) : ReadSliceAvx512<false>(p, bytes);
+  }
+  if (__builtin_cpu_supports("avx2")) {
+    return prefetch ? ReadSliceAvx2<true>(p, bytes) : ReadSliceAvx2<false>(p, bytes);
+  }
 #endif
+  (void)prefetch;
   return ReadSliceGeneric(p, bytes);
 }
 
@@ -223,24 +245,36 @@ double PeakOps(KernelVariant v, int64_t iters) {
 
 }  // namespace
 
+namespace {
+
+// GB/s reading [base, base + bytes) once, split over the pool's threads.
+double ReadOnce(ThreadPool& pool, const uint8_t* base, int64_t bytes, bool prefetch) {
+  const int parts = pool.size();
+  const int64_t slice = bytes / parts / 4096 * 4096;
+  const double t0 = Seconds();
+  pool.ParallelFor(parts, 1, [&](int64_t b, int64_t e) {
+    uint64_t s = 0;
+    for (int64_t k = b; k < e; ++k) s ^= ReadSlice(base + k * slice, slice, prefetch);
+    g_sink = s;
+  });
+  return static_cast<double>(slice * parts) / (Seconds() - t0) / 1e9;
+}
+
+// The faster of the plain and the prefetching loop, each over its own half.
+double ReadBest(ThreadPool& pool, const uint8_t* base, int64_t bytes) {
+  const int64_t half = bytes / 2;
+  return std::max(ReadOnce(pool, base, half, false), ReadOnce(pool, base + half, half, true));
+}
+
+}  // namespace
+
 double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes) {
   AlignedBuffer buf(static_cast<size_t>(bytes));
   if (buf.empty()) return 0.0;
   // Touch every page with non-zero data so the reads hit real memory.
   std::memset(buf.data(), 0x5a, buf.size());
-  const int parts = pool.size();
-  const int64_t slice = bytes / parts / 4096 * 4096;
   std::vector<double> rates;
-  for (int p = 0; p < passes; ++p) {
-    const double t0 = Seconds();
-    pool.ParallelFor(parts, 1, [&](int64_t b, int64_t e) {
-      uint64_t s = 0;
-      for (int64_t k = b; k < e; ++k) s ^= ReadSlice(buf.data() + k * slice, slice);
-      g_sink = s;
-    });
-    const double dt = Seconds() - t0;
-    rates.push_back(static_cast<double>(slice * parts) / dt / 1e9);
-  }
+  for (int p = 0; p < passes; ++p) rates.push_back(ReadBest(pool, buf.data(), bytes));
   return Median(rates);
 }
 
@@ -255,15 +289,7 @@ double ReadBandwidthProbe::Measure(ThreadPool& pool, int64_t window) {
   if (next_ + window > size) next_ = 0;
   const uint8_t* base = buf_.data() + next_;
   next_ += window;
-  const int parts = pool.size();
-  const int64_t slice = window / parts / 4096 * 4096;
-  const double t0 = Seconds();
-  pool.ParallelFor(parts, 1, [&](int64_t b, int64_t e) {
-    uint64_t s = 0;
-    for (int64_t k = b; k < e; ++k) s ^= ReadSlice(base + k * slice, slice);
-    g_sink = s;
-  });
-  return static_cast<double>(slice * parts) / (Seconds() - t0) / 1e9;
+  return ReadBest(pool, base, window);
 }
 
 double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes, int64_t iterations) {
