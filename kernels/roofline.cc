@@ -43,7 +43,7 @@ uint64_t ReadSliceGeneric(const uint8_t* p, int64_t bytes) {
 // prefetch kReadAhead bytes ahead, as the kernels do: on this machine the
 // hardware prefetchers alone leave one core 10-40% short of what it can
 // stream, so a plain loop alone would understate the ceiling.
-constexpr int64_t kReadAhead = 4096;
+constexpr int64_t kReadAhead = 8192;  // as the ternary GEMV
 
 template <bool kPrefetch>
 __attribute__((target("avx512f"))) uint64_t ReadSliceAvx512(const uint8_t* p, int64_t bytes) {
@@ -280,25 +280,27 @@ double ReadOnce(ThreadPool& pool, const uint8_t* base, int64_t bytes, bool prefe
   return static_cast<double>(piece * pieces) / (Seconds() - t0) / 1e9;
 }
 
-// The best of eight consecutive reads of an eighth each, alternately plain
-// and prefetching. The best, not the median: this VM's vCPUs are sometimes
-// held by the host for milliseconds (single 1-thread reads of 0.7 GB/s
-// between reads of 27), which lowers one read, not the ceiling. Taking the
-// best errs toward a higher ceiling, so the kernels' fractions err low.
+// Eight consecutive reads of an eighth each, alternately plain and
+// prefetching; the median of each loop's four, and the faster loop. Medians,
+// because this VM's vCPUs are sometimes held by the host for milliseconds
+// (single reads of 1 GB/s between reads of 35): that lowers one read, not
+// the ceiling. The kernels' times are medians too.
 double ReadBest(ThreadPool& pool, const uint8_t* base, int64_t bytes) {
   constexpr int kReads = 8;
   const int64_t part = bytes / kReads;
-  double best = 0.0;
+  std::vector<double> plain, prefetching;
   for (int r = 0; r < kReads; ++r) {
-    best = std::max(best, ReadOnce(pool, base + r * part, part, /*prefetch=*/r % 2 == 1));
+    const bool prefetch = r % 2 == 1;
+    (prefetch ? prefetching : plain).push_back(ReadOnce(pool, base + r * part, part, prefetch));
   }
-  return best;
+  return std::max(Median(plain), Median(prefetching));
 }
 
 }  // namespace
 
 double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes) {
-  AlignedBuffer buf(static_cast<size_t>(bytes));
+  AlignedBuffer buf;
+  buf.AllocateWeights(static_cast<size_t>(bytes));  // huge pages, like the weights
   if (buf.empty()) return 0.0;
   FillUnique(buf);
   std::vector<double> rates;
@@ -306,7 +308,8 @@ double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes) {
   return Median(rates);
 }
 
-ReadBandwidthProbe::ReadBandwidthProbe(int64_t bytes) : buf_(static_cast<size_t>(bytes)) {
+ReadBandwidthProbe::ReadBandwidthProbe(int64_t bytes) {
+  buf_.AllocateWeights(static_cast<size_t>(bytes));  // huge pages, like the weights
   if (!buf_.empty()) FillUnique(buf_);
 }
 

@@ -15,10 +15,10 @@ class ThreadPool;
 
 // Reads a `bytes`-sized buffer (allocated and touched here; make it much
 // larger than the last-level cache) `passes` times with every thread of the
-// pool in 1 MiB pieces. Each pass reads the buffer as eight parts,
-// alternately with a plain load loop and with the same loop prefetching 4 KB
-// ahead (as the kernels do), and keeps the best part. Returns the median GB/s
-// (1e9 B/s) of the passes.
+// pool in 1 MiB pieces, from huge pages. Each pass reads the buffer as eight
+// parts, alternately with a plain load loop and with the same loop
+// prefetching 8 KB ahead (as the kernels do), and keeps the faster loop's
+// median part. Returns the median GB/s (1e9 B/s) of the passes.
 double MeasureReadBandwidth(ThreadPool& pool, int64_t bytes, int passes);
 
 // A read-bandwidth probe that keeps its buffer, for measurements interleaved
@@ -28,8 +28,7 @@ class ReadBandwidthProbe {
  public:
   explicit ReadBandwidthProbe(int64_t bytes);
   // GB/s reading the next `window` bytes of the buffer (wrapping), split over
-  // the pool's threads: the best of eight parts, read alternately by the
-  // plain and the prefetching loop. Windows rotate, so keep the buffer a few times larger
+  // the pool's threads, as MeasureReadBandwidth reads a pass. Windows rotate, so keep the buffer a few times larger
   // than the window and the window larger than the last-level cache.
   double Measure(ThreadPool& pool, int64_t window);
 
