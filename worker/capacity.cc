@@ -1,17 +1,17 @@
 #include "worker/capacity.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/roofline.h"
+#include "kernels/thread_pool.h"
 
 namespace bitnet::worker {
 namespace {
@@ -55,29 +55,9 @@ uint64_t AvailableMemoryBytes() {
   return available;
 }
 
-double MeasureReadBandwidth() {
-  constexpr size_t kWords = (64u << 20) / sizeof(uint64_t);  // 64 MiB
-  std::vector<uint64_t> buf(kWords);
-  for (size_t i = 0; i < kWords; ++i) buf[i] = i;  // touch every page
-  uint64_t sink = 0;
-  double best = 0;
-  for (int pass = 0; pass < 3; ++pass) {
-    const auto start = std::chrono::steady_clock::now();
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    for (size_t i = 0; i + 3 < kWords; i += 4) {
-      a += buf[i];
-      b ^= buf[i + 1];
-      c += buf[i + 2];
-      d ^= buf[i + 3];
-    }
-    sink += a + b + c + d;
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (secs > 0) best = std::max(best, static_cast<double>(kWords * sizeof(uint64_t)) / secs);
-  }
-  // Keep the loop from being optimized away.
-  if (sink == 42) std::abort();
-  return best;
+double MeasureReadBandwidth(int threads) {
+  kernels::ThreadPool pool(threads);
+  return kernels::MeasureReadBandwidth(pool, int64_t{64} << 20, 3) * 1e9;
 }
 
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {

@@ -14,9 +14,9 @@ namespace bitnet::worker {
 // by the cgroup limit (Kubernetes pods) when there is one. 0 if unknown.
 uint64_t AvailableMemoryBytes();
 
-// Single-thread sequential read bandwidth in bytes/s over a buffer larger
-// than the caches (takes ~0.1 s).
-double MeasureReadBandwidth();
+// Sequential read bandwidth in bytes/s with `threads` threads, over a buffer
+// larger than the caches (kernels::MeasureReadBandwidth; takes ~0.1 s).
+double MeasureReadBandwidth(int threads);
 
 // "8G", "512M", "1.5GiB", "1000000" -> bytes. INVALID_ARGUMENT otherwise.
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);

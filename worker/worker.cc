@@ -315,7 +315,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(WorkerOptions options) {
   w.capacity.set_memory_bytes(w.options.memory_bytes > 0 ? w.options.memory_bytes
                                                          : AvailableMemoryBytes());
   w.capacity.set_bandwidth_bytes_per_s(w.options.bandwidth > 0 ? w.options.bandwidth
-                                                               : MeasureReadBandwidth());
+                                                               : MeasureReadBandwidth(w.options.threads));
   w.capacity.set_threads(w.options.threads);
   w.capacity.set_backend("cpu");
 
