@@ -93,6 +93,22 @@ BITNET_AVX512 inline __attribute__((always_inline)) __m512i RowSums(const FieldS
   return _mm512_sub_epi32(isum, qsum);
 }
 
+// One group (16 columns) of a panel's four tiles, prefetching 8 KiB ahead.
+BITNET_AVX512 inline __attribute__((always_inline)) void GemvGroup(
+    const uint8_t* base, const int8_t* q, int64_t g, FieldSums& s0, FieldSums& s1,
+    FieldSums& s2, FieldSums& s3) {
+  const uint8_t* blk = base + g * (kPanelTiles * kBlockBytes);
+  for (int line = 0; line < kPanelTiles; ++line) {
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 64 * line), _MM_HINT_T1);
+  }
+  const int8_t* qg = q + g * kGroupCols;
+  const GroupActs b{Bcast4(qg), Bcast4(qg + 4), Bcast4(qg + 8), Bcast4(qg + 12)};
+  AccumulateBlock(blk, b, s0);
+  AccumulateBlock(blk + kBlockBytes, b, s1);
+  AccumulateBlock(blk + 2 * kBlockBytes, b, s2);
+  AccumulateBlock(blk + 3 * kBlockBytes, b, s3);
+}
+
 // One panel (4 tiles, 64 rows), one token.
 BITNET_AVX512 void GemvPanel(const PackedTernary& w, const ActPlan& a, int64_t panel, int64_t i,
                              float* y_i) {
@@ -106,19 +122,16 @@ BITNET_AVX512 void GemvPanel(const PackedTernary& w, const ActPlan& a, int64_t p
   for (int s = 0; s < a.nseg; ++s) {
     FieldSums s0{}, s1{}, s2{}, s3{};
     const int64_t g1 = a.seg_begin[s + 1];
-    for (int64_t g = a.seg_begin[s]; g < g1; ++g) {
-      const uint8_t* blk = base + g * (P * kBlockBytes);
-      for (int line = 0; line < P; ++line) {
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 64 * line),
-                     _MM_HINT_T1);
-      }
-      const int8_t* qg = q + g * kGroupCols;
-      const GroupActs b{Bcast4(qg), Bcast4(qg + 4), Bcast4(qg + 8), Bcast4(qg + 12)};
-      AccumulateBlock(blk, b, s0);
-      AccumulateBlock(blk + kBlockBytes, b, s1);
-      AccumulateBlock(blk + 2 * kBlockBytes, b, s2);
-      AccumulateBlock(blk + 3 * kBlockBytes, b, s3);
+    // The segment's two halves in step: two streams per thread keep more of
+    // the panel in flight than one (ffn_down 5-9% faster at 1 and 2 threads;
+    // four streams were slower than two). Integer sums, so the order of the
+    // groups does not change a bit.
+    const int64_t g0 = a.seg_begin[s], half = (g1 - g0) / 2;
+    for (int64_t k = 0; k < half; ++k) {
+      GemvGroup(base, q, g0 + k, s0, s1, s2, s3);
+      GemvGroup(base, q, g0 + half + k, s0, s1, s2, s3);
     }
+    if ((g1 - g0) % 2) GemvGroup(base, q, g1 - 1, s0, s1, s2, s3);
     const __m512 da = _mm512_set1_ps(a.seg_scale[i * a.nseg + s]);
     const __m512i qsum = _mm512_set1_epi32(a.seg_qsum[i * a.nseg + s]);
     const __m512i isum[P] = {RowSums(s0, qsum), RowSums(s1, qsum), RowSums(s2, qsum),
