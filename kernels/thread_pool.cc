@@ -82,12 +82,12 @@ bool ThreadPool::Claim(uint32_t gen, int64_t* begin, int64_t* end) {
       // Near-equal chunks (sizes differ by at most one item), not `grain`
       // items and a short last one: with few chunks per thread an uneven
       // split leaves one thread streaming alone at the end of the call.
-      const int64_t n = n_.load(std::memory_order_relaxed);
-      const int64_t chunks = chunks_.load(std::memory_order_relaxed);
-      const unsigned __int128 k = NextOf(s);
-      *begin = static_cast<int64_t>(k * static_cast<uint64_t>(n) / static_cast<uint64_t>(chunks));
-      *end = static_cast<int64_t>((k + 1) * static_cast<uint64_t>(n) /
-                                  static_cast<uint64_t>(chunks));
+      // n and chunks are below 2^32 (Run), so the products fit in 64 bits.
+      const uint64_t n = static_cast<uint64_t>(n_.load(std::memory_order_relaxed));
+      const uint64_t chunks = static_cast<uint64_t>(chunks_.load(std::memory_order_relaxed));
+      const uint64_t k = static_cast<uint64_t>(NextOf(s));
+      *begin = static_cast<int64_t>(k * n / chunks);
+      *end = static_cast<int64_t>((k + 1) * n / chunks);
       return true;
     }
   }
@@ -105,7 +105,7 @@ void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
   if (n <= 0) return;
   chunks = std::clamp<int64_t>(chunks, 1, n);
   bool idle = false;
-  if (workers_.empty() || chunks == 1 || chunks > 0xffffffff ||
+  if (workers_.empty() || chunks == 1 || n > 0xffffffff ||
       !busy_.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
     fn(ctx, 0, n);  // serial, busy (another thread's job) or nested
     return;

@@ -35,8 +35,8 @@ class ThreadPool {
   // job (another thread's, or this one's: nested calls are fine).
   template <typename F>
   void ParallelFor(int64_t n, int64_t grain, const F& f) {
-    if (n <= 0) return;
-    ParallelChunks(n, (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1), f);
+    const int64_t g = std::max<int64_t>(grain, 1);
+    ParallelChunks(n, n <= 0 ? 0 : (n + g - 1) / g, f);
   }
   // Four chunks per thread (fewer if n is smaller).
   template <typename F>
