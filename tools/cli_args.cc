@@ -229,10 +229,11 @@ absl::StatusOr<std::vector<int32_t>> ParseIdList(std::string_view text, std::str
 }
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_view flag) {
+  const absl::string_view name(flag.data(), flag.size());
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": required"));
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat(absl::string_view(flag.data(), flag.size()),
-                                            ": cannot open '", path, "'"));
+    return absl::NotFoundError(absl::StrCat(name, ": cannot open '", path, "'"));
   }
   std::ostringstream s;
   s << in.rdbuf();

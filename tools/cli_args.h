@@ -73,8 +73,9 @@ class ArgParser {
 // flag in errors.
 absl::StatusOr<std::vector<int32_t>> ParseIdList(std::string_view text, std::string_view flag);
 
-// The whole file at `path` (a --file argument); NOT_FOUND naming `flag` and
-// the path when it cannot be read.
+// The whole file at `path` (a --file argument); INVALID_ARGUMENT naming
+// `flag` if the path is empty, NOT_FOUND naming it and the path when it
+// cannot be read.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path, std::string_view flag);
 
 // Prints "program: message" to stderr and returns the exit code: 2 for a usage

@@ -10,6 +10,17 @@
 
 namespace bitnet::cli {
 
+void AddModelFlag(ArgParser& args, std::string* model) {
+  args.String("-m,--model", model,
+              "GGUF model file or Hugging Face checkpoint directory (required)", "PATH");
+}
+
+absl::Status RequireModel(const std::string& model) {
+  if (!model.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "--model: required (a GGUF file or a Hugging Face directory)");
+}
+
 void AddEngineFlags(ArgParser& args, EngineFlags* f, std::string ctx_help) {
   args.Choice("--act-quant", &f->act_quant, {"per-token", "q8k", "none"},
               "activation quantization: per-token (BitNet, bitnet.cpp I2_S), q8k (llama.cpp "

@@ -22,6 +22,11 @@ struct EngineFlags {
   int32_t threads = 0;  // 0: all hardware threads
   int64_t ctx_size = 0;  // 0: the model's context length
 };
+// Registers -m/--model: a GGUF file or a Hugging Face checkpoint directory.
+void AddModelFlag(ArgParser& args, std::string* model);
+// INVALID_ARGUMENT naming --model when it was not given.
+absl::Status RequireModel(const std::string& model);
+
 // Registers --act-quant, --kv-type, --threads/-t, --ctx-size/-c on `args`.
 void AddEngineFlags(ArgParser& args, EngineFlags* flags, std::string ctx_help);
 absl::StatusOr<EngineOptions> ToEngineOptions(const EngineFlags& flags);

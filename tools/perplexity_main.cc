@@ -23,7 +23,7 @@ absl::Status Run(int argc, char** argv) {
   EngineFlags engine;
   engine.ctx_size = 512;
   ArgParser args(kProgram, "Computes the perplexity of a text file (llama.cpp's method).");
-  args.String("-m,--model", &model, "GGUF model file or Hugging Face checkpoint directory (required)", "PATH");
+  AddModelFlag(args, &model);
   args.String("-f,--file", &file, "text file to score (required)", "FILE");
   AddEngineFlags(args, &engine, "window size in tokens; the second half of each window is scored");
   args.Flag("--json", &json, "print one JSON object instead of text");
@@ -32,8 +32,7 @@ absl::Status Run(int argc, char** argv) {
     std::fputs(args.Usage().c_str(), stdout);
     return absl::OkStatus();
   }
-  if (model.empty()) return absl::InvalidArgumentError("--model: required (a GGUF file or a Hugging Face directory)");
-  if (file.empty()) return absl::InvalidArgumentError("--file: required (the text to score)");
+  if (absl::Status s = RequireModel(model); !s.ok()) return s;
   absl::StatusOr<std::string> text = ReadTextFile(file, "--file");
   if (!text.ok()) return text.status();
   absl::StatusOr<EngineOptions> options = ToEngineOptions(engine);

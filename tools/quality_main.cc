@@ -98,7 +98,7 @@ absl::Status Run(int argc, char** argv) {
   ArgParser args(kProgram,
                  "Perplexity of a text on one node and through pipelines with each wire format "
                  "and kernel variant, against the single-node reference.");
-  args.String("-m,--model", &model, "GGUF model file or Hugging Face checkpoint directory (required)", "PATH");
+  AddModelFlag(args, &model);
   args.String("-f,--file", &file, "text file to score (required)", "FILE");
   args.String("--stages", &stages_text, "pipeline stage counts (1: a single node)", "LIST");
   args.String("--wires", &wires_text, "wire formats between stages", "LIST");
@@ -110,8 +110,7 @@ absl::Status Run(int argc, char** argv) {
     std::fputs(args.Usage().c_str(), stdout);
     return absl::OkStatus();
   }
-  if (model.empty()) return absl::InvalidArgumentError("--model: required (a GGUF file or a Hugging Face directory)");
-  if (file.empty()) return absl::InvalidArgumentError("--file: required (the text to score)");
+  if (absl::Status s = RequireModel(model); !s.ok()) return s;
   absl::StatusOr<std::vector<int>> stage_counts = ParseStages(stages_text);
   if (!stage_counts.ok()) return stage_counts.status();
   absl::StatusOr<std::vector<kernels::KernelVariant>> variants = ParseKernels(kernels_text);

@@ -41,7 +41,7 @@ struct RunFlags {
 };
 
 void AddFlags(ArgParser& a, RunFlags& f) {
-  a.String("-m,--model", &f.model, "GGUF model file or Hugging Face checkpoint directory (required)", "PATH");
+  AddModelFlag(a, &f.model);
   a.String("-p,--prompt", &f.prompt, "prompt text (BOS is added if the model wants it)");
   a.String("--prompt-ids", &f.prompt_ids, "prompt as token ids instead of text, used as given",
            "1,2,3");
@@ -126,7 +126,7 @@ absl::Status Run(int argc, char** argv) {
     std::fputs(args.Usage().c_str(), stdout);
     return absl::OkStatus();
   }
-  if (f.model.empty()) return absl::InvalidArgumentError("--model: required (a GGUF file or a Hugging Face directory)");
+  if (absl::Status s = RequireModel(f.model); !s.ok()) return s;
   if (absl::Status s = ValidateSamplingParams(f.sampling); !s.ok()) return s;
   absl::StatusOr<EngineOptions> options = ToEngineOptions(f.engine);
   if (!options.ok()) return options.status();
