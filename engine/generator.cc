@@ -238,18 +238,24 @@ absl::Status TeacherForce(StageEngine& engine, std::span<const TokenId> tokens, 
                           SeqId seq, const LogitsRowCallback& on_row) {
   if (absl::Status s = CheckWholeModel(engine); !s.ok()) return s;
   if (absl::Status s = CheckTokens(engine, tokens, "token sequence"); !s.ok()) return s;
-  if (chunk <= 0) return absl::InvalidArgumentError(absl::StrCat("chunk must be positive, got ", chunk));
   engine.FreeSequence(seq);
   absl::Cleanup free_seq = [&] { engine.FreeSequence(seq); };
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t n_vocab = engine.config().n_vocab;
   std::vector<BatchRow> rows;
-  std::vector<float> hidden, logits;
-  for (int64_t b = 0; b < n; b += chunk) {
-    const int64_t e = std::min(n, b + chunk);
-    if (absl::Status s = ForwardRange(engine, seq, tokens, b, e, b, rows, hidden, logits); !s.ok()) {
-      return s;
-    }
+  std::vector<float> hidden;
+  const ChunkForward forward = [&](int64_t b, int64_t e, std::vector<float>* logits) {
+    return ForwardRange(engine, seq, tokens, b, e, b, rows, hidden, *logits);
+  };
+  return ForceInChunks(static_cast<int64_t>(tokens.size()), chunk, engine.config().n_vocab,
+                       forward, on_row);
+}
+
+absl::Status ForceInChunks(int64_t n_tokens, int64_t chunk, int64_t n_vocab,
+                           const ChunkForward& forward, const LogitsRowCallback& on_row) {
+  if (chunk <= 0) return absl::InvalidArgumentError(absl::StrCat("chunk must be positive, got ", chunk));
+  std::vector<float> logits;
+  for (int64_t b = 0; b < n_tokens; b += chunk) {
+    const int64_t e = std::min(n_tokens, b + chunk);
+    if (absl::Status s = forward(b, e, &logits); !s.ok()) return s;
     for (int64_t i = b; i < e; ++i) {
       const std::span<const float> row(logits.data() + (i - b) * n_vocab,
                                        static_cast<size_t>(n_vocab));

@@ -86,6 +86,14 @@ using LogitsRowCallback = std::function<absl::Status(int64_t pos, std::span<cons
 absl::Status TeacherForce(StageEngine& engine, std::span<const TokenId> tokens, int64_t chunk,
                           SeqId seq, const LogitsRowCallback& on_row);
 
+// The chunk loop of teacher forcing, for any forward pass: `forward(b, e,
+// logits)` runs positions [b, e) and fills `logits` with their e - b rows of
+// n_vocab; each row then goes to `on_row` in order.
+using ChunkForward =
+    std::function<absl::Status(int64_t begin, int64_t end, std::vector<float>* logits)>;
+absl::Status ForceInChunks(int64_t n_tokens, int64_t chunk, int64_t n_vocab,
+                           const ChunkForward& forward, const LogitsRowCallback& on_row);
+
 // Teacher forcing: runs `tokens` through the model in chunks of `chunk`
 // positions and returns the logits of every position, tokens.size() rows of
 // n_vocab (row i is the distribution of the token after tokens[0..i]).

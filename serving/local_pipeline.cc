@@ -99,29 +99,21 @@ absl::StatusOr<PipelineRun> RunGeneration(LocalPipeline& pipeline, SeqId seq,
   return run;
 }
 
-absl::Status TeacherForce(LocalPipeline& pipeline, SeqId seq, std::span<const TokenId> tokens,
-                          int64_t chunk, const LogitsRowCallback& on_row) {
-  if (chunk < 1) return absl::InvalidArgumentError(absl::StrCat("chunk must be positive, got ", chunk));
+absl::Status TeacherForce(LocalPipeline& pipeline, std::span<const TokenId> tokens,
+                          int64_t chunk, SeqId seq, const LogitsRowCallback& on_row) {
   // Token ids and the context length are checked by the stages themselves.
-  const int64_t n = static_cast<int64_t>(tokens.size());
   pipeline.Free(seq);
   absl::Cleanup free_seq = [&] { pipeline.Free(seq); };
-  const size_t n_vocab = static_cast<size_t>(pipeline.config().n_vocab);
   std::vector<BatchRow> rows;
-  std::vector<float> logits;
-  for (int64_t b = 0; b < n; b += chunk) {
-    const int64_t e = std::min(n, b + chunk);
+  const ChunkForward forward = [&](int64_t b, int64_t e, std::vector<float>* logits) {
     rows.clear();
     for (int64_t i = b; i < e; ++i) {
       rows.push_back(BatchRow{seq, static_cast<int32_t>(i), tokens[static_cast<size_t>(i)], true});
     }
-    if (absl::Status s = pipeline.Forward(rows, &logits); !s.ok()) return s;
-    for (int64_t i = b; i < e; ++i) {
-      const std::span<const float> row(logits.data() + static_cast<size_t>(i - b) * n_vocab, n_vocab);
-      if (absl::Status s = on_row(i, row); !s.ok()) return s;
-    }
-  }
-  return absl::OkStatus();
+    return pipeline.Forward(rows, logits);
+  };
+  return ForceInChunks(static_cast<int64_t>(tokens.size()), chunk, pipeline.config().n_vocab,
+                       forward, on_row);
 }
 
 absl::StatusOr<PerplexityResult> PipelinePerplexity(LocalPipeline& pipeline,
@@ -130,7 +122,7 @@ absl::StatusOr<PerplexityResult> PipelinePerplexity(LocalPipeline& pipeline,
                                                     int64_t window,
                                                     const PerplexityProgress& progress) {
   const WindowForcer force = [&pipeline](std::span<const TokenId> w, const LogitsRowCallback& on_row) {
-    return TeacherForce(pipeline, /*seq=*/0, w, /*chunk=*/512, on_row);
+    return TeacherForce(pipeline, w, /*chunk=*/512, /*seq=*/0, on_row);
   };
   return ComputePerplexity(force, pipeline.n_ctx(), tokenizer, tokens, window, progress);
 }

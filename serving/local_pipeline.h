@@ -71,8 +71,8 @@ absl::StatusOr<PipelineRun> RunGeneration(LocalPipeline& pipeline, SeqId seq,
 // Teacher forcing through the pipeline: `tokens` as a fresh sequence `seq`
 // in chunks of `chunk` rows, every position's logits to `on_row` in order
 // (as TeacherForce does for one engine); the sequence is freed afterwards.
-absl::Status TeacherForce(LocalPipeline& pipeline, SeqId seq, std::span<const TokenId> tokens,
-                          int64_t chunk, const LogitsRowCallback& on_row);
+absl::Status TeacherForce(LocalPipeline& pipeline, std::span<const TokenId> tokens,
+                          int64_t chunk, SeqId seq, const LogitsRowCallback& on_row);
 
 // Perplexity through the pipeline (llama.cpp's method, engine/perplexity.h):
 // what the cluster computes, wire format included.
