@@ -55,50 +55,116 @@ void FutexWakeAll(std::atomic<uint32_t>* word) {
 #endif
 }
 
-inline uint32_t GenOf(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
-inline int64_t NextOf(uint64_t state) { return static_cast<int64_t>(state & 0xffffffffu); }
+inline uint64_t Tag(uint32_t gen, int64_t value) {
+  return (static_cast<uint64_t>(gen) << 32) | static_cast<uint64_t>(value);
+}
+inline uint32_t GenOf(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
+inline int64_t ValueOf(uint64_t word) { return static_cast<int64_t>(word & 0xffffffffu); }
+// > 0 if generation a is newer than b (wrap-safe: generations are compared
+// only within a few jobs of each other).
+inline int32_t Age(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b); }
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) {
-  const int n = threads < 1 ? 1 : threads;
-  workers_.reserve(n - 1);
-  for (int i = 1; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+ThreadPool::ThreadPool(int threads)
+    : threads_(threads < 1 ? 1 : threads), slots_(new Slot[static_cast<size_t>(threads_)]) {
+  workers_.reserve(static_cast<size_t>(threads_ - 1));
+  for (int k = 1; k < threads_; ++k) workers_.emplace_back([this, k] { WorkerLoop(k); });
 }
 
 ThreadPool::~ThreadPool() {
-  stop_.store(true, std::memory_order_seq_cst);
-  wake_.fetch_add(1, std::memory_order_seq_cst);
-  FutexWakeAll(&wake_);
+  stop_.store(true, std::memory_order_relaxed);
+  Publish(Job{nullptr, nullptr, 0, 0});  // its release store carries stop_
+  FutexWakeAll(&gen_);  // unconditionally: a sleeper must not miss this one
   for (auto& t : workers_) t.join();
 }
 
-bool ThreadPool::Claim(uint32_t gen, int64_t* begin, int64_t* end) {
-  uint64_t s = state_.load(std::memory_order_acquire);
+void ThreadPool::Publish(const Job& job) {
+  const uint32_t gen = gen_.load(std::memory_order_relaxed) + 2;
+  gen_.store(gen - 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  fn_.store(job.fn, std::memory_order_relaxed);
+  ctx_.store(job.ctx, std::memory_order_relaxed);
+  n_.store(job.n, std::memory_order_relaxed);
+  chunks_.store(job.chunks, std::memory_order_relaxed);
+  gen_.store(gen, std::memory_order_release);
+}
+
+bool ThreadPool::Snapshot(uint32_t gen, Job* job) const {
+  job->fn = fn_.load(std::memory_order_relaxed);
+  job->ctx = ctx_.load(std::memory_order_relaxed);
+  job->n = n_.load(std::memory_order_relaxed);
+  job->chunks = chunks_.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return gen_.load(std::memory_order_relaxed) == gen;
+}
+
+uint32_t ThreadPool::AwaitJob(uint32_t seen) {
+  for (int spin = 0;; ++spin) {
+    const uint32_t g = gen_.load(std::memory_order_acquire);
+    if (g != seen && (g & 1) == 0) return g;
+    if (g != seen || spin < kSpinIterations) {
+      CpuRelax();  // a job is being written, or one may come soon
+      continue;
+    }
+    // Announce the sleep before re-checking, so Run either sees us in
+    // sleepers_ (its fence after its own chunks) or we see its new gen_.
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    if (gen_.load(std::memory_order_seq_cst) == seen) FutexWait(&gen_, seen);
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    spin = 0;
+  }
+}
+
+int64_t ThreadPool::Claim(int block, uint32_t gen, const Job& job) {
+  const int64_t first = block * job.chunks / threads_;
+  const int64_t count = (block + 1) * job.chunks / threads_ - first;
+  if (count == 0) return -1;
+  std::atomic<uint64_t>& word = slots_[block].claim;
+  uint64_t s = word.load(std::memory_order_relaxed);
   for (;;) {
-    if (GenOf(s) != gen || NextOf(s) >= chunks_.load(std::memory_order_acquire)) return false;
-    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
-                                     std::memory_order_acquire)) {
-      // Near-equal chunks (sizes differ by at most one item), not `grain`
-      // items and a short last one: with few chunks per thread an uneven
-      // split leaves one thread streaming alone at the end of the call.
-      // n and chunks are below 2^32 (Run), so the products fit in 64 bits.
-      const uint64_t n = static_cast<uint64_t>(n_.load(std::memory_order_relaxed));
-      const uint64_t chunks = static_cast<uint64_t>(chunks_.load(std::memory_order_relaxed));
-      const uint64_t k = static_cast<uint64_t>(NextOf(s));
-      *begin = static_cast<int64_t>(k * n / chunks);
-      *end = static_cast<int64_t>((k + 1) * n / chunks);
-      return true;
+    const int32_t age = Age(GenOf(s), gen);
+    if (age > 0) return -1;  // a newer job: this one is over
+    const int64_t next = age < 0 ? 0 : ValueOf(s);  // older tag: the block is fresh
+    if (next >= count) return -1;
+    // Relaxed is enough: the job's inputs were published by gen_, and the
+    // results reach the caller through `done`.
+    if (word.compare_exchange_weak(s, Tag(gen, next + 1), std::memory_order_relaxed)) {
+      return first + next;
     }
   }
 }
 
-void ThreadPool::RunChunks(uint32_t gen) {
-  int64_t b = 0, e = 0;
-  while (Claim(gen, &b, &e)) {
-    fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), b, e);
-    done_.fetch_add(1, std::memory_order_acq_rel);
+void ThreadPool::RunChunk(int64_t chunk, const Job& job) {
+  // n and chunks are below 2^32 (Run), so the products fit in 64 bits.
+  const uint64_t c = static_cast<uint64_t>(chunk);
+  const uint64_t n = static_cast<uint64_t>(job.n), chunks = static_cast<uint64_t>(job.chunks);
+  job.fn(job.ctx, static_cast<int64_t>(c * n / chunks), static_cast<int64_t>((c + 1) * n / chunks));
+}
+
+int64_t ThreadPool::RunBlock(int block, uint32_t gen, const Job& job) {
+  int64_t ran = 0;
+  for (int64_t c; (c = Claim(block, gen, job)) >= 0; ++ran) RunChunk(c, job);
+  return ran;
+}
+
+int64_t ThreadPool::Steal(int self, uint32_t gen, const Job& job) {
+  int64_t ran = 0;
+  for (int k = 1; k < threads_; ++k) ran += RunBlock((self + k) % threads_, gen, job);
+  return ran;
+}
+
+int64_t ThreadPool::DoneByWorkers(uint32_t gen) const {
+  int64_t done = 0;
+  for (int k = 1; k < threads_; ++k) {
+    const uint64_t d = slots_[k].done.load(std::memory_order_acquire);
+    if (GenOf(d) == gen) done += ValueOf(d);
   }
+  return done;
+}
+
+void ThreadPool::WakeSleepers() {
+  if (sleepers_.load(std::memory_order_relaxed) > 0) FutexWakeAll(&gen_);
 }
 
 void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
@@ -110,26 +176,38 @@ void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
     fn(ctx, 0, n);  // serial, busy (another thread's job) or nested
     return;
   }
-  // Retire the previous job before changing the parameters: a worker still
-  // in Claim for it could otherwise read the new chunks_ with the old
-  // generation, claim a phantom chunk and count it in done_, letting Run
-  // return while a real chunk is still running. (The release store of
-  // chunks_ / acquire load in Claim make the retirement visible first.)
-  const uint32_t gen = GenOf(state_.load(std::memory_order_relaxed)) + 1;
-  state_.store((static_cast<uint64_t>(gen) << 32) | 0xffffffffu, std::memory_order_seq_cst);
-  fn_.store(fn, std::memory_order_relaxed);
-  ctx_.store(ctx, std::memory_order_relaxed);
-  n_.store(n, std::memory_order_relaxed);
-  chunks_.store(chunks, std::memory_order_release);
-  done_.store(0, std::memory_order_relaxed);
-  state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_seq_cst);
-  wake_.fetch_add(1, std::memory_order_seq_cst);
-  // Wake sleepers only (a syscall per call would cost more than small jobs).
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(&wake_);
-  RunChunks(gen);
+  const Job job{fn, ctx, n, chunks};
+  // The caller takes the first chunk of its block with a plain store before
+  // publishing (no thief can see the job yet), so a call with one chunk per
+  // thread costs the caller no locked instruction on a line a worker read.
+  const uint32_t gen = gen_.load(std::memory_order_relaxed) + 2;
+  const bool own_first = chunks >= threads_;  // block 0 is not empty
+  if (own_first) slots_[0].claim.store(Tag(gen, 1), std::memory_order_relaxed);
+  Publish(job);
+  // No fence here: it would stall until the job line left the workers'
+  // caches. A sleeper this load misses is caught by the check below.
+  const bool woke = sleepers_.load(std::memory_order_relaxed) > 0;
+  if (woke) FutexWakeAll(&gen_);
+  int64_t ran = 0;
+  if (own_first) {
+    RunChunk(0, job);
+    ran = 1;
+  }
+  ran += RunBlock(0, gen, job);
+  if (!woke) {
+    // Pairs with the sleeper's seq_cst announce-then-check: either it saw
+    // gen, or this load sees it asleep. (It has missed this job, whose
+    // chunks the caller steals, but must not sleep through the next.)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    WakeSleepers();
+  }
+  // Look at the workers' counters only if they have not finished: reading a
+  // counter takes its line from the worker, which then pays for it on its
+  // next claim.
+  if (ran + DoneByWorkers(gen) != chunks) ran += Steal(0, gen, job);
   // Only chunks already claimed can be outstanding; they finish promptly
   // unless their thread lost its CPU.
-  for (int spin = 0; done_.load(std::memory_order_acquire) != chunks; ++spin) {
+  for (int spin = 0; ran + DoneByWorkers(gen) != chunks; ++spin) {
     if (spin < kWaitSpins) {
       CpuRelax();
     } else {
@@ -139,25 +217,22 @@ void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
   busy_.store(false, std::memory_order_release);
 }
 
-void ThreadPool::WorkerLoop() {
-  uint32_t seen = 0;  // wake_ at construction: a job may predate this thread
+void ThreadPool::WorkerLoop(int self) {
+  uint32_t seen = 0;  // gen_ at construction: a job may predate this thread
   for (;;) {
-    uint32_t w = wake_.load(std::memory_order_acquire);
-    for (int spin = 0; w == seen && spin < kSpinIterations; ++spin) {
-      CpuRelax();
-      w = wake_.load(std::memory_order_acquire);
+    const uint32_t gen = AwaitJob(seen);
+    seen = gen;
+    if (stop_.load(std::memory_order_relaxed)) return;  // published by gen_
+    Job job;
+    if (!Snapshot(gen, &job)) continue;  // a newer job already: take that
+    // Report the own block before stealing, so that a caller waiting on it
+    // need not wait for the steal attempt too.
+    int64_t ran = RunBlock(self, gen, job);
+    if (ran > 0) slots_[self].done.store(Tag(gen, ran), std::memory_order_release);
+    if (const int64_t stolen = Steal(self, gen, job); stolen > 0) {
+      ran += stolen;
+      slots_[self].done.store(Tag(gen, ran), std::memory_order_release);
     }
-    while (w == seen) {
-      // Announce the sleep before re-checking, so Run either sees us in
-      // sleepers_ or we see its wake_ bump (both seq_cst).
-      sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      if (wake_.load(std::memory_order_seq_cst) == seen) FutexWait(&wake_, seen);
-      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-      w = wake_.load(std::memory_order_acquire);
-    }
-    seen = w;
-    if (stop_.load(std::memory_order_acquire)) return;
-    RunChunks(GenOf(state_.load(std::memory_order_acquire)));
   }
 }
 

@@ -1,17 +1,28 @@
 // A persistent pool of worker threads for the kernels: threads are created
 // once, and nothing is allocated per call.
 //
-// Work is a range [0, n) cut into chunks that the calling thread and the
-// workers claim one at a time. The caller never waits for a worker that has
-// not started: on a busy machine a descheduled worker simply gets fewer
-// chunks, so a parallel call is never much slower than a serial one. Idle
-// workers spin briefly (consecutive layer calls are microseconds apart
-// during decode) and then sleep on a futex.
+// A job is a range [0, n) cut into near-equal chunks. Thread k (the caller is
+// thread 0) owns a contiguous block of those chunks and claims them from its
+// own counter; a thread that runs out steals from the others' counters. So
+// the caller never waits for a worker that has not started (a descheduled
+// worker simply gets its chunks stolen), and in the common case no cache line
+// is written by two cores during a call. Idle workers spin briefly on the job
+// line (consecutive layer calls are microseconds apart during decode) and then
+// sleep on a futex.
+//
+// Why this shape: a batch-1 GEMV of a 2B-4T attention matrix takes ~10 us on
+// two threads, so every cross-core cache miss on the hand-off path (~0.2 us
+// each here) is a visible share of it. Publishing a job costs the caller one
+// line of plain stores; a worker reports once, with one plain store to its
+// own line. The previous pool (one shared claim counter, a shared done
+// counter, locked read-modify-writes on lines the worker held) spent 1-3 us
+// per call on such misses; docs/PERFORMANCE.md has the A/B.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -27,7 +38,7 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  int size() const { return threads_; }
 
   // Calls f(begin, end) on consecutive chunks of at most `grain` items that
   // together cover [0, n), spread over the pool; returns when all are done.
@@ -44,7 +55,7 @@ class ThreadPool {
     ParallelChunks(n, std::min<int64_t>(n, 4 * static_cast<int64_t>(size())), f);
   }
   // Cuts [0, n) into `chunks` near-equal chunks (sizes differ by at most one
-  // item): with a few chunks per thread, equal shares keep both threads
+  // item): with a few chunks per thread, equal shares keep every thread
   // streaming until the end of the call.
   template <typename F>
   void ParallelChunks(int64_t n, int64_t chunks, const F& f) {
@@ -56,33 +67,48 @@ class ThreadPool {
   void Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx);
 
  private:
-  void WorkerLoop();
-  // Claims the next chunk of job `gen`; false once it is exhausted or a
-  // newer job has started.
-  bool Claim(uint32_t gen, int64_t* begin, int64_t* end);
-  void RunChunks(uint32_t gen);
+  struct Job {
+    RangeFn fn;
+    void* ctx;
+    int64_t n, chunks;
+  };
+  // 128 bytes apart, not 64: the L2 prefetcher fetches lines in pairs, which
+  // would make neighbouring words share a line in effect.
+  static constexpr size_t kLine = 128;
+  // Per-thread words, each on its own line. `claim` is (generation << 32) |
+  // next chunk of the thread's block: the owner and thieves claim with one
+  // CAS that also proves the job is still the current one. `done` is
+  // (generation << 32) | chunks this thread ran, stored once by its owner at
+  // the end of each job it took part in.
+  struct alignas(kLine) Slot {
+    alignas(kLine) std::atomic<uint64_t> claim{0};
+    alignas(kLine) std::atomic<uint64_t> done{0};
+  };
 
-  // The words written during a job each get their own cache line: the
-  // caller polls done_ while workers claim chunks in state_, and sharing one
-  // line made every claim and every poll steal it from the other core (an
-  // empty 10-chunk job on 2 threads: 1.5 us shared, 0.7 us apart;
-  // bitnet-bench prints it).
-  static constexpr size_t kLine = 64;
+  void Publish(const Job& job);  // as generation gen_ + 2
+  bool Snapshot(uint32_t gen, Job* job) const;
+  uint32_t AwaitJob(uint32_t seen);
+  int64_t Claim(int block, uint32_t gen, const Job& job);
+  void RunChunk(int64_t chunk, const Job& job);
+  int64_t RunBlock(int block, uint32_t gen, const Job& job);  // returns chunks run
+  int64_t Steal(int self, uint32_t gen, const Job& job);      // the other blocks
+  int64_t DoneByWorkers(uint32_t gen) const;
+  void WakeSleepers();
+  void WorkerLoop(int self);
+
+  const int threads_;
+  std::unique_ptr<Slot[]> slots_;
   std::vector<std::thread> workers_;
-  std::atomic<bool> busy_{false};  // one job at a time
-  std::atomic<int> sleepers_{0};
+  alignas(kLine) std::atomic<bool> busy_{false};  // one job at a time
+  alignas(kLine) std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
-  // (generation << 32) | next chunk index: claiming a chunk is one CAS that
-  // also proves the job is still the current one.
-  alignas(kLine) std::atomic<uint64_t> state_{0};
-  alignas(kLine) std::atomic<uint32_t> wake_{0};  // futex word: bumped per job
-  alignas(kLine) std::atomic<int64_t> done_{0};   // chunks finished in the current job
-  // The current job, written before state_ publishes it, then only read.
-  // fn_, ctx_ and n_ are used only by a thread holding a claimed
-  // chunk, so the job cannot end meanwhile; a straggler may read a newer
-  // chunks_, but then its claim fails on the generation. Atomics (relaxed)
-  // keep that race defined.
-  alignas(kLine) std::atomic<RangeFn> fn_{nullptr};
+  // The job line, a seqlock: gen_ is odd while the caller writes the fields
+  // and even once they are published. Workers spin on it and sleep on it (it
+  // is the futex word). A worker that reads the fields of a job checks gen_
+  // again afterwards, so it never mixes two jobs; and it calls fn only with a
+  // chunk it claimed, so the job cannot end meanwhile.
+  alignas(kLine) std::atomic<uint32_t> gen_{0};
+  std::atomic<RangeFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int64_t> n_{0}, chunks_{0};
 };

@@ -3,6 +3,7 @@
 // of the tile, batch 1..n, every activation mode and scale layout, threads)
 // and the activation quantizers (tails, ties, zeros, NaN, infinities).
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -278,6 +279,27 @@ TEST(ThreadPool, ManySmallJobs) {
     for (int64_t v : parts) sum += v;
   }
   EXPECT_EQ(sum, 2000 * 28 + 8 * (1999 * 2000 / 2));
+}
+
+// More threads than cores, jobs of every size from one chunk to many per
+// thread, and pauses long enough for the workers to fall asleep: every index
+// is still covered exactly once, whichever thread ran or stole it.
+TEST(ThreadPool, OversubscribedStealingAndSleepingCoverEveryIndexOnce) {
+  ThreadPool pool(5);
+  std::vector<std::atomic<int>> hits(97);
+  uint64_t rng = 12345;
+  for (int rep = 0; rep < 3000; ++rep) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    const int64_t n = 1 + static_cast<int64_t>((rng >> 33) % 97);
+    const int64_t chunks = 1 + static_cast<int64_t>((rng >> 45) % 13);
+    pool.ParallelChunks(n, chunks, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) hits[k].fetch_add(1, std::memory_order_relaxed);
+    });
+    for (int64_t k = 0; k < 97; ++k) {
+      ASSERT_EQ(hits[k].exchange(0), k < n ? 1 : 0) << "rep " << rep << " n " << n;
+    }
+    if (rep % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
 }
 
 }  // namespace
