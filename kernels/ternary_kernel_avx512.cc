@@ -44,12 +44,18 @@ BITNET_AVX512 inline void StoreLanes(const PackedTernary& w, int64_t tile, __m51
   }
 }
 
-// How far ahead (in bytes) the batch-1 kernel prefetches its stream, into L2:
-// the hardware prefetchers alone leave streaming well short of the read
-// bandwidth. 8 KB and T1 measured 5-15% faster than 4 KB and T0 at one thread
-// while this host's memory was contended (latency high); 16 KB was slower.
-// Prefetching past the end of the buffer is harmless.
-constexpr int64_t kPrefetchBytes = 8192;
+// How far ahead (in bytes) the batch-1 kernel prefetches its stream, into
+// L1: the hardware prefetchers alone leave streaming well short of the read
+// bandwidth. Same-process A/B over rotating copies (2026-12-05), 640 and
+// 2560 rows x 2560: into L1 beat into L2 (the setting before) by 2-6 points
+// of the stream read at 1 and 2 threads. 4 KB and 8 KB ahead were within
+// 1-3 points of each other, 4 KB ahead at one thread and with the two
+// threads on one core, 8 KB with them on two; 2 KB, 16 KB and a second,
+// far prefetch into L2 were slower.
+constexpr int64_t kPrefetchBytes = 4096;
+// At the start of a chunk, the lines asked for at once (the loop's own
+// prefetch only reaches kPrefetchBytes ahead of where it reads).
+constexpr int64_t kHeadBytes = 8192;
 
 // The four field sums of one tile (times 1, 4, 16 and 64) and the four
 // activations of a group, broadcast.
@@ -64,7 +70,9 @@ struct GroupActs {
 // three-operand: it copied each accumulator around it and, short of
 // registers, stored seven of the sixteen to the stack on every group
 // (448 bytes of stores per 256 bytes of weights). The asm pins each
-// accumulator to one register.
+// accumulator to one register. (Folding the broadcasts into the memory
+// operand instead made the kernel load-port bound: 20% slower from L1, no
+// faster from memory.)
 BITNET_AVX512 inline __attribute__((always_inline)) void Dpbusd(__m512i& acc, __m512i u8,
                                                                 __m512i s8) {
   __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
@@ -93,13 +101,13 @@ BITNET_AVX512 inline __attribute__((always_inline)) __m512i RowSums(const FieldS
   return _mm512_sub_epi32(isum, qsum);
 }
 
-// One group (16 columns) of a panel's four tiles, prefetching 8 KiB ahead.
+// One group (16 columns) of a panel's four tiles, prefetching ahead.
 BITNET_AVX512 inline __attribute__((always_inline)) void GemvGroup(
     const uint8_t* base, const int8_t* q, int64_t g, FieldSums& s0, FieldSums& s1,
     FieldSums& s2, FieldSums& s3) {
   const uint8_t* blk = base + g * (kPanelTiles * kBlockBytes);
   for (int line = 0; line < kPanelTiles; ++line) {
-    _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 64 * line), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes + 64 * line), _MM_HINT_T0);
   }
   const int8_t* qg = q + g * kGroupCols;
   const GroupActs b{Bcast4(qg), Bcast4(qg + 4), Bcast4(qg + 8), Bcast4(qg + 12)};
@@ -107,6 +115,25 @@ BITNET_AVX512 inline __attribute__((always_inline)) void GemvGroup(
   AccumulateBlock(blk + kBlockBytes, b, s1);
   AccumulateBlock(blk + 2 * kBlockBytes, b, s2);
   AccumulateBlock(blk + 3 * kBlockBytes, b, s3);
+}
+
+// The field sums of a panel's four tiles over groups [g0, g1), one token.
+// A function of its own, not inlined: inside the panel loop, with that
+// loop's state live around it, GCC 12 kept some of the state in vector
+// registers, ran out of them, and reloaded one broadcast from the stack
+// four times per group.
+BITNET_AVX512 __attribute__((noinline)) void SegmentSums(const uint8_t* base, const int8_t* q,
+                                                         int64_t g0, int64_t g1,
+                                                         FieldSums sums[kPanelTiles]) {
+  FieldSums s0{}, s1{}, s2{}, s3{};
+  // One linear stream per panel. Reading the segment's two halves in step
+  // (two streams) was 7-15% slower on every 2B-4T shape at 1 and 2 threads
+  // in a same-process A/B: the hardware prefetcher follows one stream best.
+  for (int64_t g = g0; g < g1; ++g) GemvGroup(base, q, g, s0, s1, s2, s3);
+  sums[0] = s0;
+  sums[1] = s1;
+  sums[2] = s2;
+  sums[3] = s3;
 }
 
 // One panel (4 tiles, 64 rows), one token.
@@ -120,16 +147,12 @@ BITNET_AVX512 void GemvPanel(const PackedTernary& w, const ActPlan& a, int64_t p
   __m512 facc[P];
   for (int k = 0; k < P; ++k) facc[k] = _mm512_setzero_ps();
   for (int s = 0; s < a.nseg; ++s) {
-    FieldSums s0{}, s1{}, s2{}, s3{};
-    const int64_t g1 = a.seg_begin[s + 1];
-    // One linear stream per panel. Reading the segment's two halves in step
-    // (two streams) was 7-15% slower on every 2B-4T shape at 1 and 2 threads
-    // in a same-process A/B: the hardware prefetcher follows one stream best.
-    for (int64_t g = a.seg_begin[s]; g < g1; ++g) GemvGroup(base, q, g, s0, s1, s2, s3);
+    FieldSums sums[P];
+    SegmentSums(base, q, a.seg_begin[s], a.seg_begin[s + 1], sums);
     const __m512 da = _mm512_set1_ps(a.seg_scale[i * a.nseg + s]);
     const __m512i qsum = _mm512_set1_epi32(a.seg_qsum[i * a.nseg + s]);
-    const __m512i isum[P] = {RowSums(s0, qsum), RowSums(s1, qsum), RowSums(s2, qsum),
-                             RowSums(s3, qsum)};
+    const __m512i isum[P] = {RowSums(sums[0], qsum), RowSums(sums[1], qsum),
+                             RowSums(sums[2], qsum), RowSums(sums[3], qsum)};
     for (int k = 0; k < P; ++k) {
       const float* ws = w.tile_scales(t0 + k) + a.seg_wblock[s] * kTileRows;
       const __m512 d = _mm512_mul_ps(da, _mm512_loadu_ps(ws));
@@ -214,12 +237,12 @@ constexpr int64_t kChunkBytes = 256 << 10;
 BITNET_AVX512 void Avx512Panels(const PackedTernary& w, const ActPlan& a, int64_t p0, int64_t p1,
                                 float* y) {
   if (a.n == 1) {
-    // The panels prefetch kPrefetchBytes ahead of themselves, so the first
-    // kPrefetchBytes of a chunk would arrive at the hardware prefetchers'
-    // pace: ask for them all now.
+    // The panels prefetch kPrefetchBytes ahead of themselves, so the head
+    // of a chunk would arrive at the hardware prefetchers' pace: ask for
+    // it all now.
     const uint8_t* head = w.block(p0 * kPanelTiles, 0);
-    for (int64_t off = 0; off < kPrefetchBytes; off += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(head + off), _MM_HINT_T1);
+    for (int64_t off = 0; off < kHeadBytes; off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(head + off), _MM_HINT_T0);
     }
     for (int64_t p = p0; p < p1; ++p) GemvPanel(w, a, p, 0, y);
     return;

@@ -74,7 +74,7 @@ ThreadPool::ThreadPool(int threads)
 
 ThreadPool::~ThreadPool() {
   stop_.store(true, std::memory_order_relaxed);
-  Publish(Job{nullptr, nullptr, 0, 0});  // its release store carries stop_
+  Publish(Job{nullptr, nullptr, 0, 0, {}});  // its release store carries stop_
   FutexWakeAll(&gen_);  // unconditionally: a sleeper must not miss this one
   for (auto& t : workers_) t.join();
 }
@@ -87,6 +87,8 @@ void ThreadPool::Publish(const Job& job) {
   ctx_.store(job.ctx, std::memory_order_relaxed);
   n_.store(job.n, std::memory_order_relaxed);
   chunks_.store(job.chunks, std::memory_order_relaxed);
+  stream_.store(job.hint.base, std::memory_order_relaxed);
+  stream_stride_.store(job.hint.stride, std::memory_order_relaxed);
   gen_.store(gen, std::memory_order_release);
 }
 
@@ -95,6 +97,8 @@ bool ThreadPool::Snapshot(uint32_t gen, Job* job) const {
   job->ctx = ctx_.load(std::memory_order_relaxed);
   job->n = n_.load(std::memory_order_relaxed);
   job->chunks = chunks_.load(std::memory_order_relaxed);
+  job->hint.base = stream_.load(std::memory_order_relaxed);
+  job->hint.stride = stream_stride_.load(std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_acquire);
   return gen_.load(std::memory_order_relaxed) == gen;
 }
@@ -142,6 +146,18 @@ void ThreadPool::RunChunk(int64_t chunk, const Job& job) {
   job.fn(job.ctx, static_cast<int64_t>(c * n / chunks), static_cast<int64_t>((c + 1) * n / chunks));
 }
 
+void ThreadPool::PrefetchFirstChunk(int block, const Job& job) const {
+  if (job.hint.base == nullptr) return;
+  const int64_t chunk = block * job.chunks / threads_;
+  if (chunk == (block + 1) * job.chunks / threads_) return;  // an empty block
+  const uint64_t item = static_cast<uint64_t>(chunk) * static_cast<uint64_t>(job.n) /
+                        static_cast<uint64_t>(job.chunks);
+  const char* head = static_cast<const char*>(job.hint.base) +
+                     static_cast<int64_t>(item) * job.hint.stride;
+  // A prefetch never faults, so a hint that runs past its buffer is harmless.
+  for (int64_t off = 0; off < kStreamHeadBytes; off += 64) __builtin_prefetch(head + off, 0, 3);
+}
+
 int64_t ThreadPool::RunBlock(int block, uint32_t gen, const Job& job) {
   int64_t ran = 0;
   for (int64_t c; (c = Claim(block, gen, job)) >= 0; ++ran) RunChunk(c, job);
@@ -167,7 +183,7 @@ void ThreadPool::WakeSleepers() {
   if (sleepers_.load(std::memory_order_relaxed) > 0) FutexWakeAll(&gen_);
 }
 
-void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
+void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx, StreamHint hint) {
   if (n <= 0) return;
   chunks = std::clamp<int64_t>(chunks, 1, n);
   bool idle = false;
@@ -176,7 +192,7 @@ void ThreadPool::Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx) {
     fn(ctx, 0, n);  // serial, busy (another thread's job) or nested
     return;
   }
-  const Job job{fn, ctx, n, chunks};
+  const Job job{fn, ctx, n, chunks, hint};
   // The caller takes the first chunk of its block with a plain store before
   // publishing (no thief can see the job yet), so a call with one chunk per
   // thread costs the caller no locked instruction on a line a worker read.
@@ -225,6 +241,7 @@ void ThreadPool::WorkerLoop(int self) {
     if (stop_.load(std::memory_order_relaxed)) return;  // published by gen_
     Job job;
     if (!Snapshot(gen, &job)) continue;  // a newer job already: take that
+    PrefetchFirstChunk(self, job);
     // Report the own block before stealing, so that a caller waiting on it
     // need not wait for the steal attempt too.
     int64_t ran = RunBlock(self, gen, job);

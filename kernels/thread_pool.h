@@ -29,6 +29,17 @@
 
 namespace bitnet::kernels {
 
+// Where the input of item i of a job begins, base + i * stride bytes, for a
+// job that streams its input from memory (a GEMV's weights): each worker
+// asks for the first ThreadPool::kStreamHeadBytes of its first chunk the
+// moment it sees the job, so that memory latency overlaps the cross-core
+// misses it still takes to reach the job's context on the caller's stack.
+// Only a prefetch: a hint that points anywhere is harmless.
+struct StreamHint {
+  const void* base = nullptr;
+  int64_t stride = 0;
+};
+
 class ThreadPool {
  public:
   // A pool that runs jobs on `threads` threads: the caller plus threads-1
@@ -54,23 +65,27 @@ class ThreadPool {
   void ParallelFor(int64_t n, const F& f) {
     ParallelChunks(n, std::min<int64_t>(n, 4 * static_cast<int64_t>(size())), f);
   }
+  // A worker prefetches this much of its first chunk's input (StreamHint).
+  static constexpr int64_t kStreamHeadBytes = 8192;
+
   // Cuts [0, n) into `chunks` near-equal chunks (sizes differ by at most one
   // item): with a few chunks per thread, equal shares keep every thread
   // streaming until the end of the call.
   template <typename F>
-  void ParallelChunks(int64_t n, int64_t chunks, const F& f) {
+  void ParallelChunks(int64_t n, int64_t chunks, const F& f, StreamHint hint = {}) {
     Run(n, chunks, [](void* c, int64_t b, int64_t e) { (*static_cast<const F*>(c))(b, e); },
-        const_cast<void*>(static_cast<const void*>(&f)));
+        const_cast<void*>(static_cast<const void*>(&f)), hint);
   }
 
   using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
-  void Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx);
+  void Run(int64_t n, int64_t chunks, RangeFn fn, void* ctx, StreamHint hint = {});
 
  private:
   struct Job {
     RangeFn fn;
     void* ctx;
     int64_t n, chunks;
+    StreamHint hint;
   };
   // 128 bytes apart, not 64: the L2 prefetcher fetches lines in pairs, which
   // would make neighbouring words share a line in effect.
@@ -90,6 +105,7 @@ class ThreadPool {
   uint32_t AwaitJob(uint32_t seen);
   int64_t Claim(int block, uint32_t gen, const Job& job);
   void RunChunk(int64_t chunk, const Job& job);
+  void PrefetchFirstChunk(int block, const Job& job) const;
   int64_t RunBlock(int block, uint32_t gen, const Job& job);  // returns chunks run
   int64_t Steal(int self, uint32_t gen, const Job& job);      // the other blocks
   int64_t DoneByWorkers(uint32_t gen) const;
@@ -111,6 +127,8 @@ class ThreadPool {
   std::atomic<RangeFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int64_t> n_{0}, chunks_{0};
+  std::atomic<const void*> stream_{nullptr};
+  std::atomic<int64_t> stream_stride_{0};
 };
 
 // The process-wide pool the kernels use when no pool is passed. Its size is

@@ -2,6 +2,7 @@
 // for bit: ternary products on awkward shapes (rows and columns not multiples
 // of the tile, batch 1..n, every activation mode and scale layout, threads)
 // and the activation quantizers (tails, ties, zeros, NaN, infinities).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -279,6 +280,25 @@ TEST(ThreadPool, ManySmallJobs) {
     for (int64_t v : parts) sum += v;
   }
   EXPECT_EQ(sum, 2000 * 28 + 8 * (1999 * 2000 / 2));
+}
+
+// A stream hint only makes workers prefetch: one that points anywhere, even
+// far past the end of its buffer, changes nothing about which chunks run.
+TEST(ThreadPool, StreamHintsOnlyPrefetch) {
+  ThreadPool pool(3);
+  std::vector<uint8_t> input(4096);
+  for (const int64_t stride : {int64_t{0}, int64_t{64}, int64_t{1} << 30}) {
+    for (const int64_t n : {1, 3, 10, 100}) {
+      std::vector<std::atomic<int>> hits(n);
+      pool.ParallelChunks(
+          n, std::min<int64_t>(n, 3),
+          [&](int64_t b, int64_t e) {
+            for (int64_t k = b; k < e; ++k) hits[k].fetch_add(1, std::memory_order_relaxed);
+          },
+          StreamHint{input.data(), stride});
+      for (int64_t k = 0; k < n; ++k) ASSERT_EQ(hits[k].load(), 1) << stride << " " << n;
+    }
+  }
 }
 
 // More threads than cores, jobs of every size from one chunk to many per
