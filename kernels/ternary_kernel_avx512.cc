@@ -46,13 +46,14 @@ BITNET_AVX512 inline void StoreLanes(const PackedTernary& w, int64_t tile, __m51
 
 // How far ahead (in bytes) the batch-1 kernel prefetches its stream, into
 // L1: the hardware prefetchers alone leave streaming well short of the read
-// bandwidth. Same-process A/B over rotating copies (2026-12-05), 640 and
-// 2560 rows x 2560: into L1 beat into L2 (the setting before) by 2-6 points
-// of the stream read at 1 and 2 threads. 4 KB and 8 KB ahead were within
-// 1-3 points of each other, 4 KB ahead at one thread and with the two
-// threads on one core, 8 KB with them on two; 2 KB, 16 KB and a second,
-// far prefetch into L2 were slower.
-constexpr int64_t kPrefetchBytes = 4096;
+// bandwidth. Same-process A/B over rotating copies (2026-12-05, 640 x 2560,
+// about 300 pairs each): into L1 beat into L2 (the setting before) by 2-6
+// points of the stream read. Of 4, 6, 8, 10, 12 and 16 KB ahead, 6 KB was
+// best or within a point of it everywhere: one thread 94% (4 KB 93, 8 KB
+// 92), two threads on one core 89% (90, 88), two on separate cores, where
+// each core streams faster and needs more lines in flight, 80% (77, 80).
+// 16 KB was the worst (73-87%). Prefetching past the buffer is harmless.
+constexpr int64_t kPrefetchBytes = 6144;
 // At the start of a chunk, the lines asked for at once (the loop's own
 // prefetch only reaches kPrefetchBytes ahead of where it reads).
 constexpr int64_t kHeadBytes = 8192;
