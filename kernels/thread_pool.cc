@@ -152,10 +152,13 @@ void ThreadPool::PrefetchFirstChunk(int block, const Job& job) const {
   if (chunk == (block + 1) * job.chunks / threads_) return;  // an empty block
   const uint64_t item = static_cast<uint64_t>(chunk) * static_cast<uint64_t>(job.n) /
                         static_cast<uint64_t>(job.chunks);
-  const char* head = static_cast<const char*>(job.hint.base) +
-                     static_cast<int64_t>(item) * job.hint.stride;
-  // A prefetch never faults, so a hint that runs past its buffer is harmless.
-  for (int64_t off = 0; off < kStreamHeadBytes; off += 64) __builtin_prefetch(head + off, 0, 3);
+  // Integer arithmetic: a hint may point past its buffer, and a prefetch
+  // never faults, so that is harmless; pointer arithmetic there would not be.
+  const uintptr_t head = reinterpret_cast<uintptr_t>(job.hint.base) +
+                         static_cast<uintptr_t>(item * static_cast<uint64_t>(job.hint.stride));
+  for (int64_t off = 0; off < kStreamHeadBytes; off += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(head + static_cast<uintptr_t>(off)), 0, 3);
+  }
 }
 
 int64_t ThreadPool::RunBlock(int block, uint32_t gen, const Job& job) {
