@@ -120,9 +120,19 @@ uint32_t ThreadPool::AwaitJob(uint32_t seen) {
   }
 }
 
+int64_t ThreadPool::BlockBegin(int block, const Job& job) const {
+  return block * job.chunks / threads_;
+}
+
+int64_t ThreadPool::ChunkBegin(int64_t chunk, const Job& job) {
+  // n and chunks are below 2^32 (Run), so the product fits in 64 bits.
+  return static_cast<int64_t>(static_cast<uint64_t>(chunk) * static_cast<uint64_t>(job.n) /
+                              static_cast<uint64_t>(job.chunks));
+}
+
 int64_t ThreadPool::Claim(int block, uint32_t gen, const Job& job) {
-  const int64_t first = block * job.chunks / threads_;
-  const int64_t count = (block + 1) * job.chunks / threads_ - first;
+  const int64_t first = BlockBegin(block, job);
+  const int64_t count = BlockBegin(block + 1, job) - first;
   if (count == 0) return -1;
   std::atomic<uint64_t>& word = slots_[block].claim;
   uint64_t s = word.load(std::memory_order_relaxed);
@@ -140,18 +150,14 @@ int64_t ThreadPool::Claim(int block, uint32_t gen, const Job& job) {
 }
 
 void ThreadPool::RunChunk(int64_t chunk, const Job& job) {
-  // n and chunks are below 2^32 (Run), so the products fit in 64 bits.
-  const uint64_t c = static_cast<uint64_t>(chunk);
-  const uint64_t n = static_cast<uint64_t>(job.n), chunks = static_cast<uint64_t>(job.chunks);
-  job.fn(job.ctx, static_cast<int64_t>(c * n / chunks), static_cast<int64_t>((c + 1) * n / chunks));
+  job.fn(job.ctx, ChunkBegin(chunk, job), ChunkBegin(chunk + 1, job));
 }
 
 void ThreadPool::PrefetchFirstChunk(int block, const Job& job) const {
   if (job.hint.base == nullptr) return;
-  const int64_t chunk = block * job.chunks / threads_;
-  if (chunk == (block + 1) * job.chunks / threads_) return;  // an empty block
-  const uint64_t item = static_cast<uint64_t>(chunk) * static_cast<uint64_t>(job.n) /
-                        static_cast<uint64_t>(job.chunks);
+  const int64_t chunk = BlockBegin(block, job);
+  if (chunk == BlockBegin(block + 1, job)) return;  // an empty block
+  const uint64_t item = static_cast<uint64_t>(ChunkBegin(chunk, job));
   // Integer arithmetic: a hint may point past its buffer, and a prefetch
   // never faults, so that is harmless; pointer arithmetic there would not be.
   const uintptr_t head = reinterpret_cast<uintptr_t>(job.hint.base) +

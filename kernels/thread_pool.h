@@ -103,6 +103,8 @@ class ThreadPool {
   void Publish(const Job& job);  // as generation gen_ + 2
   bool Snapshot(uint32_t gen, Job* job) const;
   uint32_t AwaitJob(uint32_t seen);
+  int64_t BlockBegin(int block, const Job& job) const;    // first chunk of a thread's block
+  static int64_t ChunkBegin(int64_t chunk, const Job& job);  // first item of a chunk
   int64_t Claim(int block, uint32_t gen, const Job& job);
   void RunChunk(int64_t chunk, const Job& job);
   void PrefetchFirstChunk(int block, const Job& job) const;
