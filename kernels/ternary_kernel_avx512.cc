@@ -57,9 +57,9 @@ constexpr int64_t kPrefetchBytes = 6144;
 // At the start of a chunk, the lines asked for at once (the loop's own
 // prefetch only reaches kPrefetchBytes ahead of where it reads).
 constexpr int64_t kHeadBytes = 8192;
-// One line of every 4 KB page is also asked for this far ahead. On this VM
-// the weights' 2 MB pages are backed by smaller host pages, so each 4 KB of
-// a cold stream needs its own address translation, and the hardware
+// One line of every 4 KB page is also asked for this far ahead. Presumably
+// this VM backs the weights' 2 MB pages with smaller host pages, so each
+// 4 KB of a cold stream needs its own address translation and the hardware
 // prefetcher stops at each such page; touching a page 16 KB early starts
 // its translation before the lines 6 KB ahead are due. Same-process A/B
 // with the weights cycled over 1 GB (cold, like a model's decode), 640 x
