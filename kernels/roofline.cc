@@ -1,7 +1,9 @@
 #include "kernels/roofline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "kernels/aligned_buffer.h"
@@ -338,6 +340,47 @@ double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes, int64_t it
     rates.push_back(total / dt / 1e9);
   }
   return Median(rates);
+}
+
+namespace {
+
+// Spins until `line` holds `want`, giving up the CPU now and then so that an
+// oversubscribed machine still makes progress.
+void AwaitValue(const std::atomic<int64_t>& line, int64_t want) {
+  for (int spin = 1; line.load(std::memory_order_acquire) != want; ++spin) {
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+    if (spin % 4096 == 0) std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+double MeasureLineTransfer(int round_trips) {
+  if (std::thread::hardware_concurrency() < 2 || round_trips < 10) return 0.0;
+  constexpr int kBatches = 10;
+  const int per_batch = round_trips / kBatches;
+  // Odd values are the caller's pings, even ones the partner's answers.
+  alignas(128) std::atomic<int64_t> line{0};
+  std::thread partner([&] {
+    for (int64_t k = 0; k < int64_t{per_batch} * kBatches; ++k) {
+      AwaitValue(line, 2 * k + 1);
+      line.store(2 * k + 2, std::memory_order_release);
+    }
+  });
+  std::vector<double> us;
+  int64_t k = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    const double t0 = Seconds();
+    for (int i = 0; i < per_batch; ++i, ++k) {
+      line.store(2 * k + 1, std::memory_order_release);
+      AwaitValue(line, 2 * k + 2);
+    }
+    us.push_back((Seconds() - t0) / per_batch / 2 * 1e6);
+  }
+  partner.join();
+  return Median(us);
 }
 
 double MeasureJobOverhead(ThreadPool& pool, int64_t items, int passes, int calls) {

@@ -45,6 +45,15 @@ class ReadBandwidthProbe {
 double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes,
                        int64_t iterations = int64_t{1} << 20);
 
+// Microseconds for a cache line written by one thread to reach another: a
+// fresh thread and the caller bounce one line `round_trips` times, in ten
+// batches, and the median batch's round trip is halved. Every parallel call
+// pays at least two of these (the job out, the result back), so it is the
+// floor of a small product's hand-off; on this VM it also tells the two
+// placements of two vCPUs apart (docs/PERFORMANCE.md). 0 on a machine with
+// one CPU, where the two threads would only take turns.
+double MeasureLineTransfer(int round_trips = 2000);
+
 // Microseconds per empty job of `items` chunks (grain 1) on the pool: the
 // fixed cost a parallel kernel call pays for handing out and joining work
 // (a 640-row matrix is 10 panels). Median of `passes` runs of `calls` jobs.

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "kernels/activation_quant.h"
 #include "kernels/kernel_variant.h"
@@ -113,6 +114,7 @@ struct Result {
   double seconds = 0;  // median per call
   double weight_gbs = 0, gops = 0;
   double stream_gbs = 0, peak_gops = 0;  // medians of the paired probes
+  double line_us = 0;                     // median paired cache-line transfer (2+ threads)
   double frac_bw = 0, frac_peak = 0;     // medians of the per-pair fractions
   int64_t weight_bytes = 0;
 };
@@ -142,8 +144,11 @@ Result TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
   call();  // warm-up (scratch buffers, page faults of y)
   const double bytes = static_cast<double>(r.weight_bytes);
   const double ops = 2.0 * static_cast<double>(r.shape.rows * r.shape.cols * r.batch);
-  std::vector<double> secs, streams, peaks, fbw, fpk;
+  std::vector<double> secs, streams, peaks, lines, fbw, fpk;
   for (int rep = 0; rep < f.reps; ++rep) {
+    // Where the threads sit decides a small product's hand-off, and on a VM
+    // it changes from minute to minute: record it with every timing.
+    if (pool.size() > 1) lines.push_back(kernels::MeasureLineTransfer(2000));
     streams.push_back(probes.stream->Measure(pool, probes.window));
     peaks.push_back(kernels::MeasureInt8Peak(pool, probes.variant, 1, int64_t{1} << 18));
     int calls = 0;
@@ -163,6 +168,7 @@ Result TimeCalls(const std::vector<kernels::TernaryMatrix>& copies,
   r.gops = ops / r.seconds / 1e9;
   r.stream_gbs = Median(streams);
   r.peak_gops = Median(peaks);
+  if (!lines.empty()) r.line_us = Median(lines);
   r.frac_bw = Median(fbw);
   r.frac_peak = Median(fpk);
   return r;
@@ -289,9 +295,11 @@ int Run(const Flags& f) {
     }
   }
   if (!f.json) {
-    std::printf("\n%-6s %-12s %7s %6s %5s %3s %10s %7s %7s %7s %7s %5s %5s\n", "model",
+    std::printf("xfer: us for one cache line to pass between two threads, measured before "
+                "every multi-thread timing (each call hands its job out and its result back)\n");
+    std::printf("\n%-6s %-12s %7s %6s %5s %3s %10s %7s %7s %7s %7s %5s %5s %6s\n", "model",
                 "matrix", "rows", "cols", "batch", "thr", "time", "GB/s", "stream", "GOPS",
-                "peak", "%bw", "%pk");
+                "peak", "%bw", "%pk", "xfer");
     std::fflush(stdout);
   }
 
@@ -334,12 +342,14 @@ int Run(const Flags& f) {
                : TimeCalls(copies, x, y, *pools[ti], probes, f, r);
         results.push_back(r);
         if (!f.json) {
-          std::printf("%-6s %-12s %7lld %6lld %5lld %3d %10s %7.1f %7.1f %7.1f %7.0f %4.0f%% %4.0f%%\n",
+          const std::string xfer =
+              r.threads > 1 ? absl::StrFormat("%.2f", r.line_us) : std::string("-");
+          std::printf("%-6s %-12s %7lld %6lld %5lld %3d %10s %7.1f %7.1f %7.1f %7.0f %4.0f%% %4.0f%% %6s\n",
                       shape.model.c_str(), shape.name.c_str(),
                       static_cast<long long>(shape.rows), static_cast<long long>(shape.cols),
                       static_cast<long long>(batch), r.threads, Human(r.seconds).c_str(),
                       r.weight_gbs, r.stream_gbs, r.gops, r.peak_gops, 100 * r.frac_bw,
-                      100 * r.frac_peak);
+                      100 * r.frac_peak, xfer.c_str());
           std::fflush(stdout);
         }
       }
@@ -376,7 +386,8 @@ int Run(const Flags& f) {
                       {"stream_read_gbs", r.stream_gbs},
                       {"int8_peak_gops", r.peak_gops},
                       {"fraction_of_stream_read", r.frac_bw},
-                      {"fraction_of_int8_peak", r.frac_peak}});
+                      {"fraction_of_int8_peak", r.frac_peak},
+                      {"line_transfer_us", r.line_us}});
     }
     j["results"] = rows;
     std::printf("%s\n", j.dump(1).c_str());
