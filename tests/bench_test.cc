@@ -18,10 +18,7 @@ using testing::RunCommand;
 
 std::string Tool() { return BinDir() + "/bitnet-bench"; }
 
-#define SKIP_WITHOUT_TOOL()                                                            \
-  do {                                                                                 \
-    if (!std::filesystem::exists(Tool())) GTEST_SKIP() << Tool() << " is not built"; \
-  } while (0)
+#define SKIP_WITHOUT_TOOL() SKIP_WITHOUT_BINARY(Tool())
 
 TEST(BenchTest, JsonReport) {
   SKIP_WITHOUT_TOOL();

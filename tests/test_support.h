@@ -2,6 +2,7 @@
 // scratch files that clean up after themselves.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,4 +45,10 @@ CommandResult RunCommand(const std::string& command);
   do {                                                                     \
     if (!::bitnet::testing::HaveOracle())                                  \
       GTEST_SKIP() << "oracle folder not found: " << ::bitnet::testing::OracleDir(); \
+  } while (0)
+
+// Skips the test when the binary at `path` (a std::string) was not built.
+#define SKIP_WITHOUT_BINARY(path)                                          \
+  do {                                                                     \
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << (path) << " is not built"; \
   } while (0)
