@@ -361,23 +361,26 @@ double MeasureLineTransfer(int round_trips) {
   if (std::thread::hardware_concurrency() < 2 || round_trips < 10) return 0.0;
   constexpr int kBatches = 10;
   const int per_batch = round_trips / kBatches;
+  // One batch more than is timed: the first waits for the partner to get a
+  // CPU (a pool's idle worker may still be spinning on it).
+  const int64_t total = int64_t{per_batch} * (kBatches + 1);
   // Odd values are the caller's pings, even ones the partner's answers.
   alignas(128) std::atomic<int64_t> line{0};
   std::thread partner([&] {
-    for (int64_t k = 0; k < int64_t{per_batch} * kBatches; ++k) {
+    for (int64_t k = 0; k < total; ++k) {
       AwaitValue(line, 2 * k + 1);
       line.store(2 * k + 2, std::memory_order_release);
     }
   });
   std::vector<double> us;
   int64_t k = 0;
-  for (int b = 0; b < kBatches; ++b) {
+  for (int b = 0; b <= kBatches; ++b) {
     const double t0 = Seconds();
     for (int i = 0; i < per_batch; ++i, ++k) {
       line.store(2 * k + 1, std::memory_order_release);
       AwaitValue(line, 2 * k + 2);
     }
-    us.push_back((Seconds() - t0) / per_batch / 2 * 1e6);
+    if (b > 0) us.push_back((Seconds() - t0) / per_batch / 2 * 1e6);
   }
   partner.join();
   return Median(us);
