@@ -3,6 +3,7 @@
 // ceilings and fractions for each thread count; bad flags are usage errors.
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -43,6 +44,12 @@ TEST(BenchModelTest, JsonReport) {
                 d["stream_gbs"].get<double>() * 1e9 / d["bytes_per_token"].get<double>(), 1e-6)
         << row;
     EXPECT_GT(d["fraction_of_ceiling"].get<double>(), 0) << row;
+    const double xfer = d["line_transfer_us"].get<double>();
+    if (row["threads"] == 1 || std::thread::hardware_concurrency() < 2) {
+      EXPECT_EQ(xfer, 0) << row;  // nothing crosses between threads
+    } else {
+      EXPECT_GT(xfer, 0) << row;
+    }
     const auto& p = row["prefill"];
     EXPECT_GT(p["tokens_per_s"].get<double>(), 0) << row;
     EXPECT_GT(p["int8_peak_gops"].get<double>(), 0) << row;
@@ -55,6 +62,7 @@ TEST(BenchModelTest, JsonReport) {
   ASSERT_EQ(t.exit_code, 0) << t.output;
   EXPECT_NE(t.output.find("ceiling tok/s"), std::string::npos) << t.output;
   EXPECT_NE(t.output.find("int8 peak GOPS"), std::string::npos) << t.output;
+  EXPECT_NE(t.output.find("xfer us"), std::string::npos) << t.output;
 }
 
 TEST(BenchModelTest, UsageErrors) {

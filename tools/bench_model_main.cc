@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/stage_engine.h"
 #include "kernels/kernel_variant.h"
@@ -124,6 +125,7 @@ struct Row {
   int threads = 0;
   // Decode.
   double stream_gbs = 0, bytes_per_token = 0, ceiling_tps = 0, decode_tps = 0, decode_frac = 0;
+  double line_us = 0;  // cache-line transfer between two threads (2+ threads)
   // Prefill.
   double peak_gops = 0, prefill_tps = 0, prefill_gops = 0, prefill_frac = 0;
 };
@@ -171,10 +173,13 @@ absl::StatusOr<Row> Measure(const std::shared_ptr<const ModelWeights>& w, const 
     const double mid = f.prompt + 0.5 * f.decode;
     r.bytes_per_token = bytes.ternary + bytes.dense + bytes.head + bytes.embd_row +
                         bytes.kv_per_pos * mid;
-    std::vector<double> bw, tps, frac;
+    std::vector<double> bw, lines, tps, frac;
     const std::vector<TokenId> prompt = PromptTokens(f.prompt, w->config.n_vocab);
     for (int rep = 0; rep < f.reps; ++rep, ++seq) {
       if (absl::Status s = Feed(e, seq, 0, prompt, rows, hidden, logits); !s.ok()) return s;
+      // Where the two vCPUs sit sets the cost of every hand-off (see
+      // bitnet-bench's xfer column): record it with each repetition.
+      if (threads > 1) lines.push_back(kernels::MeasureLineTransfer(2000));
       bw.push_back(probe.Measure(pool, window));
       TokenId next = Argmax(logits);
       const double t0 = Now();
@@ -193,6 +198,7 @@ absl::StatusOr<Row> Measure(const std::shared_ptr<const ModelWeights>& w, const 
       }
     }
     r.stream_gbs = Median(bw);
+    if (!lines.empty()) r.line_us = Median(lines);
     r.ceiling_tps = r.stream_gbs * 1e9 / r.bytes_per_token;
     r.decode_tps = Median(tps);
     r.decode_frac = Median(frac);
@@ -280,12 +286,17 @@ void PrintTable(const std::vector<Row>& rows, const ModelWeights& w, const Token
   if (!f.no_decode) {
     std::printf("\ndecode (batch 1, after a %d-token prompt, %d tokens, median of %d)\n",
                 f.prompt, f.decode, f.reps);
-    std::printf("%7s | %11s | %10s | %13s | %11s | %8s\n", "threads", "stream GB/s", "MB/token",
-                "ceiling tok/s", "tok/s", "fraction");
+    std::printf("%7s | %11s | %10s | %13s | %11s | %8s | %7s\n", "threads", "stream GB/s",
+                "MB/token", "ceiling tok/s", "tok/s", "fraction", "xfer us");
     for (const Row& r : rows) {
-      std::printf("%7d | %11.1f | %10.1f | %13.1f | %11.2f | %7.1f%%\n", r.threads, r.stream_gbs,
-                  r.bytes_per_token / 1e6, r.ceiling_tps, r.decode_tps, 100 * r.decode_frac);
+      const std::string xfer =
+          r.threads > 1 ? absl::StrFormat("%.2f", r.line_us) : std::string("-");
+      std::printf("%7d | %11.1f | %10.1f | %13.1f | %11.2f | %7.1f%% | %7s\n", r.threads,
+                  r.stream_gbs, r.bytes_per_token / 1e6, r.ceiling_tps, r.decode_tps,
+                  100 * r.decode_frac, xfer.c_str());
     }
+    std::printf("(xfer: us for one cache line to pass between two threads, measured with each "
+                "repetition)\n");
   }
   if (!f.no_prefill) {
     std::printf("\nprefill (one batch of %d tokens, median of %d; int8 ops = 2 x %.2fG ternary "
@@ -322,7 +333,7 @@ void PrintJson(const std::vector<Row>& rows, const ModelWeights& w, const TokenB
     if (!f.no_decode) {
       o["decode"] = {{"stream_gbs", r.stream_gbs}, {"bytes_per_token", r.bytes_per_token},
                      {"ceiling_tokens_per_s", r.ceiling_tps}, {"tokens_per_s", r.decode_tps},
-                     {"fraction_of_ceiling", r.decode_frac}};
+                     {"fraction_of_ceiling", r.decode_frac}, {"line_transfer_us", r.line_us}};
     }
     if (!f.no_prefill) {
       o["prefill"] = {{"int8_peak_gops", r.peak_gops}, {"tokens_per_s", r.prefill_tps},
