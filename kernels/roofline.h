@@ -48,11 +48,11 @@ double MeasureInt8Peak(ThreadPool& pool, KernelVariant v, int passes,
 // Microseconds for a cache line written by one thread to reach another: a
 // fresh thread and the caller bounce one line `round_trips` times, in ten
 // timed batches after an untimed one, and the median batch's round trip is
-// halved. Every parallel call
-// pays at least two of these (the job out, the result back), so it is the
-// floor of a small product's hand-off; on this VM it also tells the two
-// placements of two vCPUs apart (docs/PERFORMANCE.md). 0 on a machine with
-// one CPU, where the two threads would only take turns.
+// halved. A parallel call pays at least three of these (the job line taken
+// from the worker that polls it, then fetched by it; the result back), so
+// it is the floor of a small product's hand-off; on this VM it also tells
+// the placements of two vCPUs apart (docs/PERFORMANCE.md). 0 on a machine
+// with one CPU, where the two threads would only take turns.
 double MeasureLineTransfer(int round_trips = 2000);
 
 // Microseconds per empty job of `items` chunks (grain 1) on the pool: the

@@ -2,7 +2,6 @@
 // the time, ceilings and fractions of every (batch, threads) cell, and the
 // cache-line transfer measured before each multi-thread timing; bad flags are
 // usage errors.
-#include <filesystem>
 #include <string>
 #include <thread>
 

@@ -19,7 +19,6 @@
 #include "kernels/activation_quant.h"
 #include "kernels/kernel_variant.h"
 #include "kernels/matmul.h"
-#include "kernels/roofline.h"
 #include "kernels/ternary_matrix.h"
 #include "kernels/thread_pool.h"
 
@@ -234,19 +233,6 @@ TEST(KernelVariant, NamesAndSelection) {
 #if defined(__x86_64__)
   EXPECT_FALSE(SetKernelVariant(KernelVariant::kNeon));
 #endif
-}
-
-// The line-transfer probe returns a time when there are two CPUs to bounce a
-// line between, and 0 (not a hang) when there is one.
-TEST(Roofline, LineTransfer) {
-  const double us = MeasureLineTransfer(200);
-  if (std::thread::hardware_concurrency() < 2) {
-    EXPECT_EQ(us, 0);
-  } else {
-    EXPECT_GT(us, 0);
-    EXPECT_LT(us, 1000);
-  }
-  EXPECT_EQ(MeasureLineTransfer(0), 0);  // too few round trips to time
 }
 
 TEST(ThreadPool, CoversEveryIndexOnceForAnyGrain) {
